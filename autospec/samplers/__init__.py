@@ -1,0 +1,20 @@
+"""Reference samplers, one module per algorithm family."""
+
+from autospec.samplers.base import SampleResult, Sampler
+from autospec.samplers.block_size import AdaptiveBlockSize, BlockSizePolicy, FixedBlockSize
+from autospec.samplers.sequence_speculative import SequenceSpeculative
+from autospec.samplers.sequential import Sequential
+from autospec.samplers.speculation import SpeculativeSampler
+from autospec.samplers.token_speculative import TokenSpeculative
+
+__all__ = [
+    "SampleResult",
+    "Sampler",
+    "Sequential",
+    "SpeculativeSampler",
+    "TokenSpeculative",
+    "SequenceSpeculative",
+    "BlockSizePolicy",
+    "FixedBlockSize",
+    "AdaptiveBlockSize",
+]

@@ -1,0 +1,169 @@
+"""The draft / verify loop shared by the speculative any-order samplers.
+
+Each round, for every unfinished sample with t coordinates fixed:
+
+1. Draft the next k coordinates of its order independently from the draft
+   law ``D`` (autospeculation: the single-coordinate marginals the oracle
+   returned in the previous round; a draft model's marginals otherwise).
+2. In one oracle call, ask the target conditionals at the k + 1 prefixes
+   x, x + y_1, ..., x + y_1..y_k of the draft.
+3. A verification rule (token-level or sequence-level) keeps the first tau
+   drafted coordinates and gives the law of the next coordinate (a residual,
+   or the target conditional after a fully accepted block); draw it.
+
+Pipelining: the next round drafts from the conditionals at prefix tau, which
+do not yet include the coordinate drawn in step 3.  The draft only has to be
+a law fixed before it is drawn, so this stays exact and costs one round per
+iteration.  The first round has nothing to draft from: it drafts nothing and
+just draws one coordinate from the target.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from autospec.oracles import CountingOracle
+from autospec.randomness import RandomSource
+from autospec.samplers.base import Sampler
+from autospec.samplers.block_size import BlockSizePolicy, as_block_policy
+from autospec.samplers.orders import check_order, draw_order
+
+__all__ = ["SpeculativeSampler", "VerificationRule", "residual_law", "gather_at_tokens"]
+
+# rule(target [A, K+1, q], draft [A, K, q], tokens [A, K], lengths [A], rng)
+#   -> (accepted [A] in 0..lengths, next_law [A, q] weights for position accepted + 1)
+VerificationRule = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, RandomSource],
+    tuple[torch.Tensor, torch.Tensor],
+]
+
+
+def gather_at_tokens(laws: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """laws [A, K, q], tokens [A, K] -> [A, K]: each law's probability of its token."""
+    return laws.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def residual_law(target: torch.Tensor, draft: torch.Tensor, scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """max(scale * target - draft, 0) over the last axis (unnormalised).
+
+    Where it vanishes the rejection that calls for it has probability zero;
+    the target law stands in so the draw stays well defined.
+    """
+    if isinstance(scale, torch.Tensor):
+        scale = scale.unsqueeze(-1)
+    weights = (scale * target - draft).clamp(min=0.0)
+    empty = weights.sum(-1, keepdim=True) <= 0
+    return torch.where(empty, target, weights)
+
+
+class SpeculativeSampler(Sampler):
+    """Draft k coordinates, verify them in one round with ``rule``, repeat.
+
+    Subclasses set ``rule``; ``draft_laws`` may be overridden to draft from a
+    separate model instead of the target's own marginals.
+    """
+
+    rule_name = "speculative"
+
+    def __init__(
+        self,
+        block_size: int | BlockSizePolicy | str = 4,
+        order: str = "random",
+        device: str | torch.device = "cpu",
+    ):
+        super().__init__(device)
+        self.block_policy = as_block_policy(block_size)
+        self.order = check_order(order)
+        self.name = f"{type(self).__name__}(block_size={self.block_policy!r})"
+
+    def rule(self, target, draft, tokens, lengths, rng):
+        raise NotImplementedError
+
+    def draft_laws(self, base: torch.Tensor, positions: torch.Tensor, active: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Draft law of each drafted position: [A, K, q] from the base marginals [A, n, q]."""
+        return base.gather(1, positions.unsqueeze(-1).expand(*positions.shape, base.shape[-1]))
+
+    def run(self, oracle: CountingOracle, num_samples: int, rng: RandomSource) -> torch.Tensor:
+        n, q, device = oracle.n, oracle.q, self.device
+        order = draw_order(self.order, num_samples, n, rng, device)
+        x = torch.full((num_samples, n), -1, dtype=torch.long, device=device)
+        t = torch.zeros(num_samples, dtype=torch.long, device=device)  # coordinates fixed so far
+        base = torch.zeros((num_samples, n, q), dtype=torch.float64, device=device)  # draft source
+        block = self.block_policy.initial(num_samples, n, device)
+        first_round = True
+        while True:
+            active = torch.nonzero(t < n).squeeze(-1)
+            if active.numel() == 0:
+                return x
+            A = active.numel()
+            t_a, x_a, order_a = t[active], x[active], order[active]
+            remaining = n - t_a
+            # The first round has no marginals to draft from: draft nothing.
+            lengths = torch.zeros_like(t_a) if first_round else torch.minimum(block[active], remaining)
+            K = int(lengths.max())
+            steps = torch.arange(K + 1, device=device)
+            # positions[a, j] = order[a, t + j]: the j-th drafted coordinate (j = K: the one after)
+            in_range = (t_a.unsqueeze(1) + steps) < n
+            positions = order_a.gather(1, (t_a.unsqueeze(1) + steps).clamp(max=n - 1))
+            drafted = steps[:K].unsqueeze(0) < lengths.unsqueeze(1)  # [A, K]
+
+            # 1. Draft.  Undrafted slots get a point mass, so they draw nothing.
+            draft = self.draft_laws(base[active], positions[:, :K], active, x_a)
+            draft = torch.where(drafted.unsqueeze(-1), draft, _point_mass(A, K, q, device))
+            tokens = rng.categorical(draft).to(device) if K > 0 else torch.zeros((A, 0), dtype=torch.long, device=device)
+
+            # 2. One round: the target conditionals at prefixes 0..lengths that still have a coordinate to ask about.
+            # prefix j pins the drafted slots m < j
+            pins = (steps[:K].unsqueeze(0) < steps.unsqueeze(1)).unsqueeze(0) & drafted.unsqueeze(1)  # [A, K+1, K]
+            prefixes = _write(
+                x_a.unsqueeze(1).expand(A, K + 1, n), positions[:, :K].unsqueeze(1).expand(A, K + 1, K),
+                tokens.unsqueeze(1).expand(A, K + 1, K), pins,
+            )
+            asked = (steps.unsqueeze(0) <= lengths.unsqueeze(1)) & in_range  # [A, K+1]
+            row_of = torch.full((A, K + 1), -1, dtype=torch.long, device=device)
+            row_of[asked] = torch.arange(int(asked.sum()), device=device)
+            answers = oracle.marginals(prefixes[asked], sample_ids=active.unsqueeze(1).expand(A, K + 1)[asked])
+            # target[a, j] = law of positions[a, j] given prefix j  ([A, K+1, q]); unasked slots: point mass
+            slot_law = answers[row_of.clamp(min=0), positions]
+            target = torch.where(asked.unsqueeze(-1), slot_law, _point_mass(A, K + 1, q, device))
+
+            # 3. Verify, then draw the next coordinate.
+            if K > 0:
+                accepted, next_law = self.rule(target, draft, tokens, lengths, rng)
+            else:
+                accepted, next_law = torch.zeros_like(lengths), target[:, 0]
+            has_next = (t_a + accepted) < n
+            next_law = torch.where(has_next.unsqueeze(-1), next_law, _point_mass(A, 1, q, device)[:, 0])
+            next_value = rng.categorical(next_law).to(device)
+
+            keep = drafted & (steps[:K].unsqueeze(0) < accepted.unsqueeze(1))
+            x_a = _write(x_a, positions[:, :K], tokens, keep)
+            next_position = positions.gather(1, accepted.unsqueeze(1)).squeeze(1)
+            x_a[has_next, next_position[has_next]] = next_value[has_next]
+            x[active] = x_a
+            # Pipelining: the next draft comes from the conditionals at prefix `accepted`.
+            base[active] = answers[row_of.gather(1, accepted.unsqueeze(1)).squeeze(1).clamp(min=0)]
+            t[active] = t_a + accepted + has_next.to(torch.long)
+            if not first_round:
+                block[active] = self.block_policy.update(block[active], accepted, lengths)
+            first_round = False
+
+
+def _write(x: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Copy of x [..., n] with x[..., columns] = values where mask ([..., m] each).
+
+    Unmasked writes go to a scratch column that is dropped, so duplicate
+    columns among the unmasked slots cannot race with the masked ones.
+    """
+    n = x.shape[-1]
+    padded = torch.cat([x, x.new_full((*x.shape[:-1], 1), -1)], dim=-1)
+    padded.scatter_(-1, torch.where(mask, columns, torch.full_like(columns, n)), values)
+    return padded[..., :n]
+
+
+def _point_mass(A: int, K: int, q: int, device) -> torch.Tensor:
+    out = torch.zeros((A, K, q), dtype=torch.float64, device=device)
+    out[..., 0] = 1.0
+    return out
