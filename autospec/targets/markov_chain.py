@@ -1,0 +1,178 @@
+"""Markov chains on [q]^n with exact conditionals at any pinning.
+
+By the Markov property the law of a free coordinate i given the pinned ones
+depends only on its nearest pinned neighbours L < i < R:
+
+    P(x_i = x | pins) ∝ [pi_0 T^i](x)            (no pin on the left)
+                        or T^(i-L)[x_L, x]      (pin at L)
+                      * T^(R-i)[x, x_R]          (pin at R; 1 if none),
+
+which is forward-backward with evidence collapsed onto the matrix powers
+T^d (d = 0..n), precomputed once.  Every query is a handful of gathers over
+[B, n, q]: no loop over n, so n = 4096 costs the same number of kernel
+launches as n = 16.  A pinning is feasible iff every consecutive pair of pins
+(a at L, b at R) has T^(R-L)[a, b] > 0 and the first pin has positive
+marginal; infeasible rows get the placeholder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
+from autospec.targets.statistics import ExactStatistic
+from autospec.targets.structured import StructuredTarget, check_n_q, pair_statistic, pooled_statistic, single_statistic
+
+__all__ = ["MarkovChainTarget", "MarkovChainOracle"]
+
+
+class MarkovChainTarget(StructuredTarget):
+    """x_0 ~ initial [q], x_{i+1} | x_i ~ transition[x_i] ([q, q], rows sum to 1)."""
+
+    def __init__(self, n: int, transition, initial=None, name: str | None = None):
+        transition = torch.as_tensor(np.asarray(transition, dtype=np.float64))
+        if transition.dim() != 2 or transition.shape[0] != transition.shape[1]:
+            raise ValueError(f"transition must be a square [q, q] matrix, got shape {list(transition.shape)}")
+        q = transition.shape[0]
+        check_n_q(n, q, "MarkovChainTarget")
+        if not bool(torch.isfinite(transition).all()) or bool((transition < 0).any()):
+            raise ValueError("transition must be finite and non-negative")
+        rows = transition.sum(-1)
+        if bool(((rows - 1).abs() > 1e-9).any()):
+            raise ValueError(f"transition rows must sum to 1 within 1e-9, got sums {rows.tolist()}")
+        initial = torch.full((q,), 1.0 / q, dtype=torch.float64) if initial is None else torch.as_tensor(np.asarray(initial, dtype=np.float64))
+        if initial.shape != (q,) or bool((initial < 0).any()) or abs(float(initial.sum()) - 1) > 1e-9:
+            raise ValueError(f"initial must be a law of shape [{q}], got {initial.tolist()}")
+        self.n, self.q = n, q
+        self.transition = transition / rows.unsqueeze(-1)
+        self.initial = initial / initial.sum()
+        self.name = name or f"markov(n={n}, q={q})"
+        powers = [torch.eye(q, dtype=torch.float64)]
+        for _ in range(n):
+            powers.append(powers[-1] @ self.transition)
+        self.powers = torch.stack(powers)  # [n+1, q, q]: T^d
+        self.marginals = self.initial @ self.powers[:n]  # [n, q]: law of x_i
+
+    @classmethod
+    def random(cls, n: int, q: int = 2, seed: int = 0, concentration: float = 1.0, zero_fraction: float = 0.0, name=None):
+        """Dirichlet rows; ``zero_fraction`` of transitions forbidden (each row keeps one entry)."""
+        g = np.random.default_rng(seed)
+        T = g.dirichlet(np.full(q, concentration), size=q)
+        zeros = g.random((q, q)) < zero_fraction
+        zeros[np.arange(q), g.integers(q, size=q)] = False
+        T = np.where(zeros, 0.0, T)
+        T = T / T.sum(-1, keepdims=True)
+        init = g.dirichlet(np.ones(q))
+        return cls(n, T, init, name=name or f"markov-random(n={n}, q={q}, seed={seed})")
+
+    @classmethod
+    def sticky(cls, n: int, q: int = 2, stay: float = 0.9, name=None):
+        """Stay with probability ``stay``, else move uniformly to another value; uniform start."""
+        T = np.full((q, q), (1 - stay) / (q - 1))
+        np.fill_diagonal(T, stay)
+        return cls(n, T, None, name=name or f"markov-sticky(n={n}, q={q}, stay={stay:g})")
+
+    def oracle(self, device="cpu") -> "MarkovChainOracle":
+        return MarkovChainOracle(self, device)
+
+    def probability(self, values: torch.Tensor) -> torch.Tensor:
+        values = values.to(torch.long)
+        p = self.initial[values[:, 0]]
+        for i in range(self.n - 1):
+            p = p * self.transition[values[:, i], values[:, i + 1]]
+        return p
+
+    # ---- exact laws of statistics ------------------------------------------------
+    def ones_law(self, value: int = 1) -> torch.Tensor:
+        """Exact law [n+1] of #{i : x_i = value} (DP over the chain)."""
+        n, q = self.n, self.q
+        f = torch.zeros((q, n + 1), dtype=torch.float64)
+        f[:, 0] = self.initial
+        f[value] = torch.roll(f[value], 1)
+        for _ in range(n - 1):
+            g = self.transition.T @ f
+            g[value] = torch.cat([g.new_zeros(1), g[value, :-1]])
+            f = g
+        return f.sum(0)
+
+    def domain_wall_law(self) -> torch.Tensor:
+        """Exact law [n] of #{i : x_i != x_{i+1}}."""
+        n, q = self.n, self.q
+        f = torch.zeros((q, n), dtype=torch.float64)
+        f[:, 0] = self.initial
+        T = self.transition
+        off = T - torch.diag(torch.diag(T))
+        for _ in range(n - 1):
+            same = torch.diag(T).unsqueeze(1) * f
+            change = off.T @ f
+            f = same + torch.cat([change.new_zeros(q, 1), change[:, :-1]], dim=1)
+        return f.sum(0)
+
+    def pair_marginal(self, i: int, j: int) -> torch.Tensor:
+        """Exact law [q, q] of (x_i, x_j), i < j."""
+        return self.marginals[i].unsqueeze(1) * self.powers[j - i]
+
+    def exact_statistics(self) -> list[ExactStatistic]:
+        n = self.n
+        stats = [
+            pooled_statistic("number of ones", self.ones_law(1), lambda v: (v == 1).sum(-1)),
+        ]
+        if n >= 2:
+            stats.append(pooled_statistic("domain walls", self.domain_wall_law(), lambda v: (v[:, 1:] != v[:, :-1]).sum(-1)))
+        for i in sorted({0, n // 2, n - 1}):
+            stats.append(single_statistic(f"x[{i}]", i, self.marginals[i]))
+        pairs = {(0, 1), (n // 2, n // 2 + 7), (n // 4, 3 * n // 4)}
+        for i, j in sorted(p for p in pairs if p[0] < p[1] < n):
+            stats.append(pair_statistic(f"(x[{i}], x[{j}])", i, j, self.pair_marginal(i, j)))
+        return stats
+
+
+class MarkovChainOracle(ConditionalOracle):
+    """Batched exact conditionals of a ``MarkovChainTarget`` (see the module docstring)."""
+
+    def __init__(self, target: MarkovChainTarget, device="cpu"):
+        self.target = target
+        self.n, self.q, self.name = target.n, target.q, target.name
+        self.device = torch.device(device)
+        self.powers = target.powers.to(self.device)  # [n+1, q, q]
+        self.powers_t = self.powers.transpose(1, 2).contiguous()
+        self.marginals_ = target.marginals.to(self.device)  # [n, q]
+
+    def answer(self, partial: torch.Tensor) -> OracleAnswer:
+        partial = partial.to(self.device)
+        B, n = partial.shape
+        pinned = partial >= 0
+        index = torch.arange(n, device=self.device).expand(B, n)
+        # nearest pin at or before i, and at or after i
+        left = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
+        right = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
+        value = partial.clamp(min=0)
+        left_value = value.gather(1, left.clamp(min=0))
+        right_value = value.gather(1, right.clamp(max=n - 1))
+        has_left, has_right = left >= 0, right < n
+        from_left = torch.where(
+            has_left.unsqueeze(-1),
+            self.powers[(index - left).clamp(min=0), left_value],  # T^(i-L)[x_L, :]
+            self.marginals_.expand(B, n, self.q),
+        )
+        from_right = torch.where(
+            has_right.unsqueeze(-1),
+            self.powers_t[(right - index).clamp(min=0), right_value],  # T^(R-i)[:, x_R]
+            torch.ones_like(from_left),
+        )
+        numerators = from_left * from_right
+        # feasibility: each pin against the previous pin (strictly before it)
+        previous = torch.cat([left.new_full((B, 1), -1), left[:, :-1]], dim=1)
+        prev_value = value.gather(1, previous.clamp(min=0))
+        link = torch.where(
+            previous >= 0,
+            self.powers[(index - previous).clamp(max=n), prev_value, value],
+            self.marginals_[index, value],
+        )
+        feasible = torch.where(pinned, link > 0, torch.ones_like(pinned)).all(1)
+        totals = numerators.sum(-1, keepdim=True)
+        conditional = numerators / torch.where(totals > 0, totals, torch.ones_like(totals))
+        answer = placeholder_marginals(partial, self.q)
+        good = (~pinned) & feasible.unsqueeze(1) & (totals.squeeze(-1) > 0)
+        return OracleAnswer(torch.where(good.unsqueeze(-1), conditional, answer), feasible)
