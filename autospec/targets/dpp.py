@@ -1,0 +1,183 @@
+"""Determinantal point processes on {0, 1}^n (x_i = 1: item i is in the set Y).
+
+Two kinds, both given by item features (rows) in R^r, r small:
+
+* L-ensemble, L = B B^T:        P(Y) = det(L_Y) / det(I + L);
+* projection DPP, K = V V^T (V with orthonormal columns): |Y| = r always and
+  P(Y) = det(V_Y)^2.
+
+Conditionals given included items A and excluded items E, by Schur
+complements carried out in the r-dimensional feature space (so a query costs
+O(n r^2), never O(n^3)):  conditioning on A ⊂ Y projects every feature onto
+the orthogonal complement of span{b_a : a in A} (Pi = I - projector), and
+excluding E just drops those items.  With G_F = sum over free items of b b^T:
+
+* L-ensemble: P(i in Y | A, E) = b_i^T Pi (Pi G_F Pi + I)^-1 Pi b_i;
+* projection: P(i in Y | A, E) = b_i^T Pi (Pi G_F Pi + I - Pi)^-1 Pi b_i.
+
+Feasible iff the included features are independent (det L_A > 0) and, for a
+projection DPP, the free items can complete the set to r items (Pi G_F Pi has
+full rank on the range of Pi).  Infeasible pinnings (too many or too few
+ones for a projection DPP, dependent items) answer the placeholder.  Ranks are
+decided from eigenvalues with a relative tolerance of 1e-10.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
+from autospec.targets.statistics import ExactStatistic
+from autospec.targets.structured import StructuredTarget, check_n_q, pair_statistic, pooled_statistic, single_statistic
+
+__all__ = ["DPPTarget", "DPPOracle", "fourier_features"]
+
+_RANK_TOL = 1e-10
+
+
+def fourier_features(n: int, rank: int) -> torch.Tensor:
+    """[n, rank] orthonormal columns: the constant and the lowest cos/sin modes on n grid points
+    (rank must be odd and < n).  The projection DPP they span repels neighbouring items."""
+    if rank % 2 == 0 or rank >= n:
+        raise ValueError(f"fourier_features needs an odd rank < n, got rank={rank}, n={n}")
+    t = torch.arange(n, dtype=torch.float64)
+    cols = [torch.full((n,), 1 / math.sqrt(n), dtype=torch.float64)]
+    for k in range(1, (rank - 1) // 2 + 1):
+        cols.append(torch.cos(2 * math.pi * k * t / n) * math.sqrt(2 / n))
+        cols.append(torch.sin(2 * math.pi * k * t / n) * math.sqrt(2 / n))
+    return torch.stack(cols, 1)
+
+
+class DPPTarget(StructuredTarget):
+    """kind = "projection" (features orthonormal columns, K = V V^T) or "L" (L = B B^T)."""
+
+    def __init__(self, features, kind: str = "L", name: str | None = None):
+        features = torch.as_tensor(np.asarray(features, dtype=np.float64))
+        if features.dim() != 2:
+            raise ValueError(f"features must be [n, r], got shape {list(features.shape)}")
+        n, r = features.shape
+        check_n_q(n, 2, "DPPTarget")
+        if kind not in ("L", "projection"):
+            raise ValueError(f"kind must be 'L' or 'projection', got {kind!r}")
+        if kind == "projection":
+            gram = features.T @ features
+            if (gram - torch.eye(r, dtype=torch.float64)).abs().max() > 1e-9:
+                raise ValueError("projection DPP features must have orthonormal columns (V^T V = I)")
+        self.n, self.q, self.r, self.kind = n, 2, r, kind
+        self.features = features
+        self.name = name or f"dpp-{kind}(n={n}, r={r})"
+        if kind == "projection":
+            self.kernel = features @ features.T  # marginal kernel K [n, n]
+            self.cardinality_law = torch.zeros(n + 1, dtype=torch.float64)
+            self.cardinality_law[r] = 1.0
+        else:
+            gram = features.T @ features
+            self.kernel = features @ torch.linalg.solve(gram + torch.eye(r, dtype=torch.float64), features.T)
+            lam = torch.linalg.eigvalsh(gram).clamp(min=0)
+            law = torch.zeros(n + 1, dtype=torch.float64)
+            law[0] = 1.0
+            for p in (lam / (1 + lam)).tolist():  # Poisson-binomial over the eigenvalues of L
+                law = law * (1 - p) + torch.cat([law.new_zeros(1), law[:-1]]) * p
+            self.cardinality_law = law
+
+    @classmethod
+    def fourier_projection(cls, n: int, rank: int = 9):
+        return cls(fourier_features(n, rank), "projection", name=f"dpp-projection(n={n}, r={rank})")
+
+    @classmethod
+    def fourier_l_ensemble(cls, n: int, rank: int = 9, scale: float = 2.0):
+        """L = B B^T with B the Fourier features scaled so mode k has eigenvalue scale * n / (1 + k)."""
+        V = fourier_features(n, rank)
+        lam = scale * n / (1.0 + torch.arange(rank, dtype=torch.float64)) / n * (1 + rank) / 2
+        return cls(V * lam.sqrt(), "L", name=f"dpp-L(n={n}, r={rank})")
+
+    @classmethod
+    def random(cls, n: int, rank: int, kind: str = "L", seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        F = torch.randn((n, rank), generator=g, dtype=torch.float64)
+        if kind == "projection":
+            F = torch.linalg.qr(F).Q
+        return cls(F, kind, name=f"dpp-{kind}-random(n={n}, r={rank}, seed={seed})")
+
+    def oracle(self, device="cpu") -> "DPPOracle":
+        return DPPOracle(self, device)
+
+    def probability(self, values: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(values.shape[0], dtype=torch.float64)
+        for row, x in enumerate(values.to(torch.bool)):
+            Y = torch.nonzero(x).squeeze(-1)
+            if self.kind == "projection":
+                out[row] = torch.linalg.det(self.features[Y] @ self.features[Y].T) if Y.numel() == self.r else 0.0
+            else:
+                if Y.numel() > self.r:  # rank L <= r: exactly zero, not a rounding residue
+                    continue
+                L = self.features @ self.features.T
+                sub = L[Y][:, Y]
+                out[row] = (torch.linalg.det(sub) if Y.numel() else 1.0) / torch.linalg.det(torch.eye(self.n, dtype=torch.float64) + L)
+        return out.clamp(min=0)
+
+    def pair_marginal(self, i: int, j: int) -> torch.Tensor:
+        K = self.kernel
+        p11 = K[i, i] * K[j, j] - K[i, j] ** 2
+        p10, p01 = K[i, i] - p11, K[j, j] - p11
+        return torch.stack([torch.stack([1 - p10 - p01 - p11, p01]), torch.stack([p10, p11])]).clamp(min=0)
+
+    def exact_statistics(self) -> list[ExactStatistic]:
+        n = self.n
+        if self.kind == "projection":
+            r = self.r  # |Y| = r surely: category 0 is "|Y| = r", 1 is anything else (probability 0)
+            stats = [ExactStatistic("number of ones (= r)", torch.tensor([1.0, 0.0], dtype=torch.float64),
+                                    lambda v, r=r: (v.sum(-1) != r).to(torch.long), labels=[f"{r}", f"!= {r}"])]
+        else:
+            stats = [pooled_statistic("number of ones", self.cardinality_law, lambda v: v.sum(-1))]
+        for i in sorted({0, n // 2}):
+            k = float(self.kernel[i, i])
+            stats.append(single_statistic(f"x[{i}]", i, torch.tensor([1 - k, k], dtype=torch.float64)))
+        for i, j in sorted({(0, 1), (0, n // 2), (n // 3, n // 3 + 2)}):
+            if i < j < n:
+                stats.append(pair_statistic(f"(x[{i}], x[{j}])", i, j, self.pair_marginal(i, j)))
+        return stats
+
+
+class DPPOracle(ConditionalOracle):
+    def __init__(self, target: DPPTarget, device="cpu"):
+        self.target = target
+        self.n, self.q, self.name = target.n, 2, target.name
+        self.device = torch.device(device)
+        self.features = target.features.to(self.device)  # [n, r]
+        r = target.r
+        self.outer = (self.features.unsqueeze(2) * self.features.unsqueeze(1)).reshape(self.n, r * r)  # [n, r^2]
+        self.scale = float(self.outer.reshape(self.n, r, r).diagonal(dim1=1, dim2=2).sum())  # trace of the full Gram
+
+    def answer(self, partial: torch.Tensor) -> OracleAnswer:
+        partial = partial.to(self.device)
+        B, n = partial.shape
+        r = self.target.r
+        eye = torch.eye(r, dtype=torch.float64, device=self.device)
+        included = (partial == 1).to(torch.float64)
+        free = partial < 0
+        tol = _RANK_TOL * max(self.scale, 1e-300)
+        gram_a = (included @ self.outer).reshape(B, r, r)
+        gram_f = (free.to(torch.float64) @ self.outer).reshape(B, r, r)
+        lam, U = torch.linalg.eigh(gram_a)
+        spanned = lam > tol
+        feasible = spanned.sum(1) == included.sum(1).to(torch.long)
+        keep = (~spanned).to(torch.float64)
+        Pi = (U * keep.unsqueeze(1)) @ U.transpose(1, 2)  # projector off the span of the included features
+        H = Pi @ gram_f @ Pi
+        if self.target.kind == "projection":
+            M = H + (eye - Pi)
+            mu = torch.linalg.eigvalsh(M)
+            feasible = feasible & (mu[:, 0] > tol)
+        else:
+            M = H + eye
+        M = torch.where(feasible.view(B, 1, 1), M, eye.expand(B, r, r))
+        Q = Pi @ torch.linalg.inv(M) @ Pi  # [B, r, r]
+        p1 = (Q.reshape(B, r * r) @ self.outer.T).clamp(0.0, 1.0)  # [B, n]: b_i^T Q b_i
+        law = torch.stack([1 - p1, p1], -1)
+        answer = placeholder_marginals(partial, 2)
+        good = free & feasible.unsqueeze(1)
+        return OracleAnswer(torch.where(good.unsqueeze(-1), law, answer), feasible)
