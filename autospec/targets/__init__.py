@@ -2,5 +2,10 @@
 
 from autospec.targets.statistics import ExactStatistic
 from autospec.targets.tabular import TabularOracle, TabularTarget
+from autospec.targets.curie_weiss import CurieWeissTarget
+from autospec.targets.dpp import DPPTarget
+from autospec.targets.ising import IsingTarget
+from autospec.targets.markov_chain import MarkovChainTarget
+from autospec.targets.xor import XorTarget
 
-__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle"]
+__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle", "MarkovChainTarget", "CurieWeissTarget", "DPPTarget", "XorTarget", "IsingTarget"]
