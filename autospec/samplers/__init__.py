@@ -6,6 +6,11 @@ from autospec.samplers.sequence_speculative import SequenceSpeculative
 from autospec.samplers.sequential import Sequential
 from autospec.samplers.speculation import SpeculativeSampler
 from autospec.samplers.token_speculative import TokenSpeculative
+from autospec.samplers.diffusion_base import DiffusionSampler
+from autospec.samplers.diffusion_sequential import DiffusionSequential
+from autospec.samplers.asd import ASD, SpeculativeDiffusion
+from autospec.samplers.sequence_speculative_diffusion import SequenceSpeculativeDiffusion
+from autospec.samplers.picard import Picard
 
 __all__ = [
     "SampleResult",
@@ -17,4 +22,10 @@ __all__ = [
     "BlockSizePolicy",
     "FixedBlockSize",
     "AdaptiveBlockSize",
+    "DiffusionSampler",
+    "DiffusionSequential",
+    "SpeculativeDiffusion",
+    "ASD",
+    "SequenceSpeculativeDiffusion",
+    "Picard",
 ]

@@ -7,5 +7,8 @@ from autospec.targets.dpp import DPPTarget
 from autospec.targets.ising import IsingTarget
 from autospec.targets.markov_chain import MarkovChainTarget
 from autospec.targets.xor import XorTarget
+from autospec.targets.gaussian import GaussianTarget
+from autospec.targets.mixture import GaussianMixtureTarget, ProductMixtureTarget
+from autospec.targets.bounded import PointMassTarget
 
-__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle", "MarkovChainTarget", "CurieWeissTarget", "DPPTarget", "XorTarget", "IsingTarget"]
+__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle", "MarkovChainTarget", "CurieWeissTarget", "DPPTarget", "XorTarget", "IsingTarget", "GaussianTarget", "GaussianMixtureTarget", "ProductMixtureTarget", "PointMassTarget"]
