@@ -2,5 +2,6 @@
 
 from verification.check import CheckResult, assert_sampler_exact, check_exact
 from verification.exact import ExactLaw, SamplerContractError, exact_law
+from verification.diffusion_check import DiffusionCheckResult, assert_diffusion_exact, check_exact_diffusion
 
-__all__ = ["CheckResult", "assert_sampler_exact", "check_exact", "ExactLaw", "SamplerContractError", "exact_law"]
+__all__ = ["CheckResult", "assert_sampler_exact", "check_exact", "ExactLaw", "SamplerContractError", "exact_law", "DiffusionCheckResult", "check_exact_diffusion", "assert_diffusion_exact"]
