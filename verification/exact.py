@@ -195,6 +195,6 @@ class _GlobalState:
 def _scramble_global_generators(seed: int) -> None:
     # A sampler that (wrongly) draws from a global generator then sees different
     # numbers on each run, which the replay checks turn into a clear error.
-    torch.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)  # torch.manual_seed would also seed every accelerator backend, slowly
     np.random.seed(seed % 2**32)
     random.seed(seed)
