@@ -267,11 +267,11 @@ def diffusion_available() -> tuple[bool, str]:
     try:
         verification = importlib.import_module("verification")
         samplers = importlib.import_module("autospec.samplers")
-        targets = importlib.import_module("autospec.targets")
         importlib.import_module("autospec.diffusion")
+        importlib.import_module("verification.mutants.diffusion")
     except ImportError as error:
         return False, f"not available: {error}"
-    missing = [name for name, module in [("check_exact_diffusion", verification), ("GaussianTarget", targets),
+    missing = [name for name, module in [("check_exact_diffusion", verification),
                                           *[(s, samplers) for s in _DIFFUSION_SAMPLERS]]
                if not hasattr(module, name)]
     if missing:
@@ -280,44 +280,59 @@ def diffusion_available() -> tuple[bool, str]:
 
 
 def plan_diffusion(config) -> list[dict]:
-    ok, _ = diffusion_available()
-    if not ok:
-        return []
-    return [
+    from verification.mutants import catalogue
+
+    params = {"num_samples": config.setting("diffusion_samples"), "alpha": config.setting("alpha")}
+    cells = [
         {"id": f"diffusion/{name}/gaussian-2d/check_exact_diffusion", "stage": "diffusion", "sampler": name,
          "sampler_ref": name, "claims_exact": True, "mutant": False, "target": "gaussian-2d",
-         "check": "check_exact_diffusion",
-         "params": {"num_samples": config.setting("diffusion_samples"), "alpha": config.setting("alpha")}}
+         "check": "check_exact_diffusion", "params": dict(params)}
         for name in _DIFFUSION_SAMPLERS
     ]
+    for mutant in catalogue("diffusion"):
+        cells.append({"id": f"diffusion/mutant:{mutant.name}/gaussian-2d/check_exact_diffusion", "stage": "diffusion",
+                      "sampler": f"mutant:{mutant.name}", "sampler_ref": f"mutant:{mutant.name}", "claims_exact": False,
+                      "mutant": True, "target": "gaussian-2d", "check": "check_exact_diffusion",
+                      "params": {**params, "mutant": mutant.name, "description": mutant.description}})
+    return cells
 
 
 def run_diffusion_cell(spec: dict, seed: int) -> dict:
-    import torch
-
+    """check_exact_diffusion on the diffusion kill setting (2-d Gaussian, coarse grid)."""
     import verification
     from autospec import Randomness
     from autospec import samplers as S
-    from autospec.diffusion import time_grid
-    from autospec.targets import GaussianTarget
+    from verification.mutants.diffusion import KILL_LOOKAHEAD, kill_setting
 
-    target = GaussianTarget(torch.tensor([1.0, -0.5], dtype=torch.float64),
-                            torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=torch.float64))
-    times = time_grid(32, t_max=20.0)
-    cls = getattr(S, spec["sampler_ref"])
-    sampler = cls(times=times) if spec["sampler_ref"] == "DiffusionSequential" else cls(times=times, lookahead=8)
+    times, target = kill_setting()
+    ref = spec["sampler_ref"]
+    if ref.startswith("mutant:"):
+        sampler = build_sampler(ref)
+    elif ref == "DiffusionSequential":
+        sampler = S.DiffusionSequential(times)
+    else:
+        sampler = getattr(S, ref)(times, lookahead=KILL_LOOKAHEAD)
     params = spec["params"]
     result = verification.check_exact_diffusion(sampler, target, num_samples=params["num_samples"],
                                                 alpha=float(params["alpha"]), seed=seed)
     evidence = _generic_evidence(result)
-    # Histogram of the first coordinate for the diffusion panel.
+    evidence.pop("details", None)
+    evidence["min_detectable_tv"] = None
+    if params.get("mutant"):
+        evidence["mutant"] = params["mutant"]
+        evidence["description"] = params.get("description", "")
+    # One coordinate's histogram (and the exact chain CDF where known) for the diffusion panel.
     out = sampler.sample(target.denoiser(), min(params["num_samples"], 4000), Randomness(seed + 1))
     values = out.values[:, 0].double().numpy()
     counts, edges = np.histogram(values, bins=40)
     evidence["histogram"] = {"counts": counts.tolist(), "edges": edges.tolist(), "coordinate": 0}
-    evidence["mean_rounds"] = float(out.rounds.double().mean())
-    passed = bool(getattr(result, "passed", True))
-    return {"verdict": judge(spec, rejected=not passed), "evidence": evidence}
+    try:
+        law = target.chain_law(times)
+        mean, var = float(law.mean[0]), float(law.cov[0, 0])
+        evidence["histogram"]["chain_normal"] = [mean, var]
+    except Exception:
+        pass
+    return {"verdict": judge(spec, rejected=not bool(result.passed)), "evidence": evidence}
 
 
 def _generic_evidence(result) -> dict:

@@ -75,7 +75,8 @@ def depth_plot(cells: list[dict]) -> str:
 def diffusion_plot(cells: list[dict]) -> str:
     """Histograms of one output coordinate of each diffusion sampler."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 2.8))
+    fig, ax = plt.subplots(figsize=(7.0, 3.0))
+    exact = None
     for cell in cells:
         hist = cell["evidence"].get("histogram")
         if not hist:
@@ -83,8 +84,14 @@ def diffusion_plot(cells: list[dict]) -> str:
         edges = np.asarray(hist["edges"])
         counts = np.asarray(hist["counts"], dtype=float)
         density = counts / max(counts.sum(), 1) / np.diff(edges)
-        ax.step(edges[:-1], density, where="post", label=cell["sampler"])
+        ax.step(edges[:-1], density, where="post", label=cell["sampler"], lw=1)
+        exact = exact or hist.get("chain_normal")
+    if exact:
+        mean, var = exact
+        grid = np.linspace(mean - 4 * var**0.5, mean + 4 * var**0.5, 200)
+        ax.plot(grid, np.exp(-(grid - mean) ** 2 / (2 * var)) / np.sqrt(2 * np.pi * var), "k--", lw=1.5,
+                label="exact K-step chain law")
     ax.set_xlabel("coordinate 0 of the output")
     ax.set_ylabel("density")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     return to_data_uri(fig)
