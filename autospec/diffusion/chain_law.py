@@ -17,7 +17,7 @@ The chain: Y_0 = 0, Y_{k+1} = Y_k + h_k m(Y_k, t_k) + sqrt(h_k) xi_k, output m(Y
   Gaussian CDFs), and the output CDF is P(Y_K <= m^{-1}(x, t_K)) since
   y -> m(y, t) is strictly increasing in one dimension (its slope is the
   posterior variance).  Accuracy is reported as ``mass_error`` and checked in
-  the tests against the exact Gaussian law (CDF error < 1e-9).
+  the tests against the exact Gaussian law (CDF error < 1e-12).
 """
 
 from __future__ import annotations

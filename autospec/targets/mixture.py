@@ -26,7 +26,7 @@ from autospec.targets.gaussian import _as_float64, check_mean_cov
 __all__ = ["GaussianMixtureTarget", "ProductMixtureTarget", "check_weights"]
 
 
-def check_weights(weights, name: str = "weights", tolerance: float = 1e-9) -> torch.Tensor:
+def check_weights(weights, name: str = "weights", tolerance: float = 1e-6) -> torch.Tensor:
     """Validate mixture weights along the last axis: non-negative, summing to 1."""
     weights = _as_float64(weights, name)
     if weights.dim() < 1 or weights.shape[-1] < 1:
@@ -157,7 +157,15 @@ class ProductMixtureTarget:
         return mean + sd * rng.normal((num_samples, self.dim)).to(self.device)
 
     def chain_law(self, times) -> ProductChainLaw:
+        """Product of per-coordinate grid laws (cached per grid: the propagation takes seconds)."""
         times = check_times(times)
+        key = tuple(times.tolist())
+        cache = self.__dict__.setdefault("_chain_law_cache", {})
+        if key not in cache:
+            cache[key] = self._chain_law(times)
+        return cache[key]
+
+    def _chain_law(self, times) -> ProductChainLaw:
         laws = []
         for i in range(self.dim):
             coord = self.coordinate(i)
