@@ -25,7 +25,7 @@ def test_nan_answer_is_named(sampler):
 @pytest.mark.parametrize("sampler", [DiffusionSequential(TIMES), ASD(TIMES, 3), SequenceSpeculativeDiffusion(TIMES, 3)])
 def test_wrong_shape_answer_is_named(sampler):
     wrong = _bad(lambda y: y[:, :1], "narrow_model")
-    with pytest.raises(DenoiserError, match=r"denoiser 'narrow_model' returned shape \[5, 1\], expected \[5, 2\]"):
+    with pytest.raises(DenoiserError, match=r"denoiser 'narrow_model' returned shape \[\d+, 1\], expected \[\d+, 2\]"):
         sampler.sample(wrong, 5, Randomness(0))
     not_tensor = _bad(lambda y: y.tolist(), "list_model")
     with pytest.raises(DenoiserError, match="list_model' returned list"):
@@ -50,7 +50,7 @@ def test_rounds_and_queries_are_counted_per_sample():
     assert out.values.shape == (7, 2) and out.values.dtype == torch.float64
     assert bool((out.rounds == 9).all()) and bool((out.queries == 9).all())
     out = ASD(TIMES, 4).sample(target.denoiser(), 7, Randomness(0))
-    assert bool((out.rounds >= 3).all()) and bool((out.rounds <= 9).all())
+    assert bool((out.rounds >= 2).all()) and bool((out.rounds <= 9).all())  # at least K / L = 2 rounds
     assert bool((out.queries >= out.rounds).all())
     # sample_ids charge only the samples that own rows
     counted = CountingDenoiser(target.denoiser(), 3)
