@@ -34,6 +34,9 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="audit seed; every cell's seed derives from it (default 0)")
     parser.add_argument("--sampler", action="append", default=[], metavar="MODULE:ATTR",
                         help="also audit your sampler (an object, or a class/factory taking no arguments); repeatable")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override one setting of the mode (VALUE is JSON, e.g. num_samples=5000 or "
+                             "'check_samplers=[\"Sequential\"]'); repeatable")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     parser.add_argument("--no-report", action="store_true", help="skip index.html")
     parser.add_argument("--list", action="store_true", help="list the cells that would run and exit")
@@ -49,7 +52,13 @@ def _run_audit(args: argparse.Namespace) -> int:
     if args.seed < 0:
         print("autospec audit: --seed must be non-negative", file=sys.stderr)
         return 2
-    config = AuditConfig(mode=args.mode, seed=args.seed, only=only, extra_samplers=list(args.sampler))
+    try:
+        overrides = _parse_overrides(args.overrides)
+        config = AuditConfig(mode=args.mode, seed=args.seed, only=only, extra_samplers=list(args.sampler),
+                             overrides=overrides)
+    except ValueError as error:
+        print(f"autospec audit: {error}", file=sys.stderr)
+        return 2
     try:
         if args.list:
             specs, status = plan_audit(config)
@@ -72,6 +81,21 @@ def _run_audit(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         print("interrupted: finished cells are saved; rerun with --resume to finish", file=sys.stderr)
     return outcome.exit_code
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    import json
+
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
 
 
 # ---------------------------------------------------------------- depth (lazy)
