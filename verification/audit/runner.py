@@ -65,7 +65,8 @@ class AuditOutcome:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        return 1 if self.failures or not self.document["complete"] else 0
+        broken = [s for s in self.document.get("stages", {}).values() if s["status"].startswith("plan failed")]
+        return 1 if self.failures or broken or not self.document["complete"] else 0
 
     @property
     def results_path(self) -> Path:
@@ -96,6 +97,11 @@ def plan_audit(config: AuditConfig) -> tuple[list[dict], dict[str, dict]]:
     specs: list[dict] = []
     status: dict[str, dict] = {}
     seen: set[str] = set()
+    for index, item in enumerate(config.extra_samplers):  # a user's sampler that cannot load is a usage error
+        try:
+            registry.build_sampler(item if isinstance(item, str) else f"extra:{index}", config.extra_samplers)
+        except Exception as error:
+            raise AuditError(f"cannot load sampler {item!r}: {type(error).__name__}: {error}") from error
     for stage in registry.stages():
         ok, reason = stage.available()
         if not ok:

@@ -35,7 +35,7 @@ def format_table(document: dict, width: int = 44) -> str:
     out.append(line)
     for name, stage in document.get("stages", {}).items():
         if stage["status"] not in ("ran", "no cells"):
-            out.append(f"stage {name}: {stage['status']}")
+            out.append(f"stage {name}: {stage['status']}" + (" (FAILURE)" if stage["status"].startswith("plan failed") else ""))
     summary = document.get("summary", {})
     counts = ", ".join(f"{v} {k}" for k, v in summary.get("counts", {}).items())
     out.append(f"{len(cells)} cells: {counts or 'none'}" + ("" if document.get("complete") else " (INCOMPLETE)"))
