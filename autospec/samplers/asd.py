@@ -15,7 +15,14 @@ When g is exact (always, except just after a reflection) a_0 = b_0 and the first
 step is always accepted.  After a reflection the new point's drift is unknown;
 instead of spending a round on it, the next round drafts with the drift of the
 rejected draft point and evaluates m at the new point together with the drafts
-(pipelining: the draft only has to be a law fixed by the past).
+(pipelining: the draft only has to be a law fixed by the past).  With
+``pipeline=False`` a round is spent on the new point's drift first, so that the
+first step of every drafting round is accepted, as in DESIGN 4.7.  Pipelining
+saves rounds for both rules; it helps ASD most in high dimension, since the
+reflected point is the mirror image of an evaluated draft point across a nearby
+hyperplane while the sequence-level residual draws a fresh orthogonal part
+(at d = 16 pipelined ASD then needs fewer rounds than the pipelined
+sequence-level rule; without pipelining the sequence-level rule needs fewer).
 
 ``SpeculativeDiffusion`` holds the round machinery shared with the
 sequence-level sampler; subclasses implement ``verify``.
@@ -44,9 +51,10 @@ def reflect(point: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tens
 class SpeculativeDiffusion(DiffusionSampler):
     """Draft L steps with frozen drift, evaluate all in one round, verify with ``verify``."""
 
-    def __init__(self, times, lookahead=8, device="cpu"):
+    def __init__(self, times, lookahead=8, pipeline: bool = True, device="cpu"):
         super().__init__(times, device=device)
         self.lookahead = as_block_policy(lookahead)
+        self.pipeline = bool(pipeline)
 
     # -- the pieces a mutant may change ---------------------------------------
     def draft_noise(self, rng: RandomSource, shape) -> torch.Tensor:
@@ -82,6 +90,8 @@ class SpeculativeDiffusion(DiffusionSampler):
             A = active.numel()
             ka, ya, ga, kn = k[active], y[active], drift[active], known[active]
             lengths = torch.minimum(block[active], K - ka)  # 0 only when k = K and the drift is unknown
+            if not self.pipeline:  # spend a round on the new point's drift before drafting from it
+                lengths = torch.where(kn, lengths, torch.zeros_like(lengths))
             L = int(lengths.max())
             steps_ix = torch.arange(L + 1, device=dev)
             point_ix = (ka.unsqueeze(1) + steps_ix).clamp(max=K)  # [A, L+1] grid index of each draft point
@@ -99,7 +109,7 @@ class SpeculativeDiffusion(DiffusionSampler):
             evals = torch.empty(A, L + 1, d, dtype=torch.float64, device=dev)
             evals[:, 0] = ga
             evals[rows, cols] = answers
-            finishing = lengths == 0
+            finishing = lengths == 0  # only the current point's drift was evaluated
             steps = torch.zeros(A, dtype=torch.long, device=dev)
             new_point, complete = ya.clone(), torch.ones(A, dtype=torch.bool, device=dev)
             drafting = torch.nonzero(~finishing).squeeze(1)
