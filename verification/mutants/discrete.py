@@ -65,3 +65,214 @@ register(Mutant("token-residual-from-target", ResidualFromTarget.__doc__, lambda
 register(Mutant("token-inverted-ratio", InvertedRatio.__doc__, lambda: InvertedRatio(BLOCK), lambda: TokenSpeculative(BLOCK)))
 register(Mutant("no-verification", NoVerification.__doc__, lambda: NoVerification(BLOCK), lambda: TokenSpeculative(BLOCK)))
 register(Mutant("block-residual-unscaled", BlockResidualWithoutScale.__doc__, lambda: BlockResidualWithoutScale(BLOCK), lambda: SequenceSpeculative(BLOCK)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Token-rule mutants
+def _token_accept(target, draft, tokens):
+    K = draft.shape[1]
+    return (gather_at_tokens(target[:, :K], tokens) / gather_at_tokens(draft, tokens)).clamp(max=1.0)
+
+
+class ResidualDraftMinusTarget(TokenSpeculative):
+    """Token rule drawing the rejected coordinate from (D - P)+ instead of (P - D)+."""
+
+    def rule(self, target, draft, tokens, lengths, rng):
+        accepted = rng.categorical(first_rejection_weights(_token_accept(target, draft, tokens), lengths))
+        return accepted, _next_law(target, draft, accepted, lengths, lambda p, d: residual_law(d, p))
+
+
+class LastDraftUnverified(TokenSpeculative):
+    """Token rule keeping the last drafted coordinate unverified: the 'free' extra coordinate taken from the draft."""
+
+    def rule(self, target, draft, tokens, lengths, rng):
+        accept = _token_accept(target, draft, tokens)
+        last = torch.arange(draft.shape[1], device=draft.device).unsqueeze(0) == (lengths - 1).unsqueeze(1)
+        accept = torch.where(last, torch.ones_like(accept), accept)
+        accepted = rng.categorical(first_rejection_weights(accept, lengths))
+        return accepted, _next_law(target, draft, accepted, lengths, residual_law)
+
+
+class PrefixOffByOne(TokenSpeculative):
+    """Token rule taking the target conditional at the wrong prefix (i instead of i - 1, an off-by-one index)."""
+
+    def rule(self, target, draft, tokens, lengths, rng):
+        K = draft.shape[1]
+        accept = (gather_at_tokens(target[:, 1:K + 1], tokens) / gather_at_tokens(draft, tokens)).clamp(max=1.0)
+        accepted = rng.categorical(first_rejection_weights(accept, lengths))
+        return accepted, _next_law(target, draft, accepted, lengths, residual_law)
+
+
+class SharedUniform(TokenSpeculative):
+    """Token rule reusing one uniform for the whole block (accept while u <= a_i): survival min(a) instead of prod(a)."""
+
+    def rule(self, target, draft, tokens, lengths, rng):
+        accept = _token_accept(target, draft, tokens)
+        A, K = accept.shape
+        steps = torch.arange(K + 1, device=accept.device)
+        masked = torch.where(steps[:K].unsqueeze(0) < lengths.unsqueeze(1), accept, torch.zeros_like(accept))
+        survive = torch.cat([accept.new_ones(A, 1), masked.cummin(-1).values], dim=1)  # P(u <= min a_1..a_j)
+        weights = survive - torch.cat([survive[:, 1:], survive.new_zeros(A, 1)], dim=1)
+        weights = torch.where(steps.unsqueeze(0) <= lengths.unsqueeze(1), weights.clamp(min=0.0), torch.zeros_like(weights))
+        accepted = rng.categorical(weights)
+        return accepted, _next_law(target, draft, accepted, lengths, residual_law)
+
+
+class TemperatureLeft(TokenSpeculative):
+    """Token speculation whose target conditionals are tempered at 0.95 (a generation setting left on)."""
+
+    exact = True
+    temperature = 0.95
+
+    def rule(self, target, draft, tokens, lengths, rng):
+        from autospec.samplers.token_speculative import token_rule
+
+        return token_rule(_temper(target, self.temperature), draft, tokens, lengths, rng)
+
+
+def _temper(laws: torch.Tensor, temperature: float) -> torch.Tensor:
+    """laws [..., q] -> laws^(1/T) normalised (zeros stay zero)."""
+    powered = laws.clamp(min=0.0) ** (1.0 / temperature)
+    total = powered.sum(-1, keepdim=True)
+    return torch.where(total > 0, powered / torch.where(total > 0, total, torch.ones_like(total)), laws)
+
+
+class TemperedSequential:
+    """Sequential sampling from conditionals tempered at ``temperature`` (1.0 = exact): a family whose TV can be dialled.
+
+    Follows the user-sampler contract (sample(oracle, num_samples, rng) -> values).
+    """
+
+    def __init__(self, temperature: float = 0.95):
+        self.temperature = float(temperature)
+        self.name = f"TemperedSequential(T={self.temperature:g})"
+        self.exact = self.temperature == 1.0
+
+    def sample(self, oracle, num_samples, rng):
+        n = oracle.n
+        order = rng.permutation(num_samples, n)
+        x = torch.full((num_samples, n), -1, dtype=torch.long)
+        everyone = torch.arange(num_samples)
+        for t in range(n):
+            law = oracle.marginals(x)[everyone, order[:, t]]
+            x[everyone, order[:, t]] = rng.categorical(_temper(law, self.temperature))
+        return x
+
+
+# ---------------------------------------------------------------------------------------------------
+# Block-rule mutants: one switch each in a copy of block_acceptance (the reference is untouched;
+# with bug=None this copy equals block_acceptance exactly, which tests/test_mutants.py checks).
+def block_acceptance_variant(target, draft, tokens, lengths, bug: str | None = None):
+    A, K, q = draft.shape
+    steps = torch.arange(K + 1, device=draft.device)
+    dtype = torch.float32 if bug == "float32" else draft.dtype
+    if bug == "float32":  # products of ratios in float32, outside log space
+        ratio = (gather_at_tokens(target[:, :K], tokens) / gather_at_tokens(draft, tokens)).to(dtype)
+        ps = [torch.ones(A, dtype=dtype, device=draft.device)]
+        for i in range(K):
+            ps.append(torch.clamp(ps[-1] * ratio[:, i], max=1.0))
+        p = torch.stack(ps, dim=1).to(draft.dtype)
+    else:
+        log_ratio = torch.log(gather_at_tokens(target[:, :K], tokens)) - torch.log(gather_at_tokens(draft, tokens))
+        log_p = [torch.zeros(A, dtype=draft.dtype, device=draft.device)]
+        for i in range(K):
+            nxt = log_p[-1] + log_ratio[:, i]
+            log_p.append(nxt if bug == "no-min" else torch.clamp(nxt, max=0.0))
+        p = torch.exp(torch.stack(log_p, dim=1))
+    p_in_h = torch.cat([p[:, :1], p[:, :-1]], dim=1) if bug == "previous-p" else p  # p_{i-1} in h_i
+    surplus = (p_in_h[:, :K].unsqueeze(-1) * target[:, :K] - draft).clamp(min=0.0).sum(-1)
+    surplus = torch.cat([surplus, surplus.new_zeros(A, 1)], dim=1)
+    denominator = surplus if bug == "no-one-minus-p" else surplus + (1.0 - p_in_h)
+    safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
+    h = torch.where(denominator > 0, surplus / safe, torch.zeros_like(p)).clamp(max=1.0)
+    h[:, 0] = 1.0
+    at_length = steps.unsqueeze(0) == lengths.unsqueeze(1)
+    h = torch.where(at_length, p.clamp(max=1.0), h)
+    h = torch.where(steps.unsqueeze(0) <= lengths.unsqueeze(1), h, torch.zeros_like(h))
+    return p, h
+
+
+def _block_rule_with(target, draft, tokens, lengths, rng, bug=None):
+    """block_rule, with its acceptance computed by block_acceptance_variant(bug)."""
+    A, K, q = draft.shape
+    p, h = block_acceptance_variant(target, draft, tokens, lengths, bug)
+    accepted = rng.categorical(last_success_weights(h))
+    p_tau = p.gather(1, accepted.unsqueeze(1)).squeeze(1)
+    return accepted, _next_law(target, draft, accepted, lengths, lambda t, d: residual_law(t, d, p_tau))
+
+
+class _BlockBug(SequenceSpeculative):
+    bug: str | None = None
+
+    def rule(self, target, draft, tokens, lengths, rng):
+        return _block_rule_with(target, draft, tokens, lengths, rng, self.bug)
+
+
+class BlockNoMin(_BlockBug):
+    """Block rule with p_i = p_{i-1} P_i / D_i, missing the min(1, .)."""
+
+    bug = "no-min"
+
+
+class BlockPreviousP(_BlockBug):
+    """Block rule using p_{i-1} instead of p_i in h_i (in S_i and in the 1 - p_i term)."""
+
+    bug = "previous-p"
+
+
+class BlockNoOneMinusP(_BlockBug):
+    """Block rule with h_i = S_i / S_i: the (1 - p_i) term of the denominator dropped."""
+
+    bug = "no-one-minus-p"
+
+
+class BlockFloat32(_BlockBug):
+    """Block rule multiplying the ratios in float32 (not log space float64)."""
+
+    bug = "float32"
+
+
+class WholeBlockResampled(SequenceSpeculative):
+    """Block rule that, on a rejection, throws the whole block away and redraws its first coordinate from the target."""
+
+    def rule(self, target, draft, tokens, lengths, rng):
+        from autospec.samplers.sequence_speculative import block_rule
+
+        accepted, next_law = block_rule(target, draft, tokens, lengths, rng)
+        rejected = accepted < lengths
+        return torch.where(rejected, torch.zeros_like(accepted), accepted), torch.where(rejected.unsqueeze(-1), target[:, 0], next_law)
+
+
+class PeekingBlockSize(SequenceSpeculative):
+    """Block size chosen by peeking at the current draft: the block is cut before the first draft token of draft prob < 1/2."""
+
+    def rule(self, target, draft, tokens, lengths, rng):
+        from autospec.samplers.sequence_speculative import block_rule
+
+        confident = gather_at_tokens(draft, tokens) >= 0.5
+        K = draft.shape[1]
+        steps = torch.arange(K, device=draft.device)
+        # leading run of confident tokens (the first token always counts), cut there
+        run = torch.where(confident | (steps == 0), torch.ones_like(steps).expand_as(confident), torch.zeros_like(steps).expand_as(confident)).cumprod(-1).sum(-1)
+        return block_rule(target, draft, tokens, torch.minimum(lengths, run.clamp(min=1)), rng)
+
+
+def _register_all():
+    T, S = (lambda: TokenSpeculative(BLOCK)), (lambda: SequenceSpeculative(BLOCK))
+    for name, cls, sibling in [
+        ("token-residual-d-minus-p", ResidualDraftMinusTarget, T),
+        ("token-last-draft-unverified", LastDraftUnverified, T),
+        ("token-prefix-off-by-one", PrefixOffByOne, T),
+        ("token-shared-uniform", SharedUniform, T),
+        ("token-temperature-0.95", TemperatureLeft, T),
+        ("block-no-min", BlockNoMin, S),
+        ("block-previous-p", BlockPreviousP, S),
+        ("block-no-one-minus-p", BlockNoOneMinusP, S),
+        ("block-float32", BlockFloat32, S),
+        ("block-whole-resampled", WholeBlockResampled, S),
+        ("block-size-peeks-at-draft", PeekingBlockSize, S),
+    ]:
+        register(Mutant(name, " ".join(cls.__doc__.split()), lambda cls=cls: cls(BLOCK), sibling))
+
+
+_register_all()
