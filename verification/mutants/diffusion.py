@@ -126,7 +126,3 @@ def kill_table(seeds=range(100), num_samples: int | None = None, alpha: float = 
         printer(f"{mutant.name:38s} {caught:>6d}/{len(seeds):<3d} {siblings_done[key]:>11d}/{len(seeds):<3d}")
     return table
 
-
-if __name__ == "__main__":
-    torch.set_num_threads(1)
-    kill_table()
