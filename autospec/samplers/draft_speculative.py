@@ -128,8 +128,8 @@ class DraftSpeculative(Sampler):
         self.num_drafts = num_drafts
         self.order = check_order(order)
         drafts = f", num_drafts={num_drafts}" if rule == "multi" else ""
-        self.name = (f"DraftSpeculative(rule={rule!r}, block_size={block_size}{drafts}, order={order!r}, "
-                     f"draft={getattr(draft_oracle, 'name', type(draft_oracle).__name__)})")
+        self.draft_name = getattr(draft_oracle, "name", type(draft_oracle).__name__)
+        self.name = f"DraftSpeculative(rule={rule!r}, block_size={block_size}{drafts}, order={order!r})"
 
     # ------------------------------------------------------------------
     def sample(self, oracle: MarginalOracle, num_samples: int, rng: RandomSource) -> SampleResult:
