@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["ExactStatistic"]
+__all__ = ["ExactStatistic", "statistic_law", "count_equal"]
 
 
 @dataclass
@@ -42,3 +42,45 @@ class ExactStatistic:
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= K):
             raise ValueError(f"statistic {self.name!r} mapped a sample outside 0..{K - 1}")
         return torch.bincount(index, minlength=K)
+
+
+def statistic_law(target, function: Callable[[torch.Tensor], torch.Tensor], name: str | None = None) -> ExactStatistic:
+    """Exact law of any function of the sample, by enumerating the target's table.
+
+    target: anything with ``probs`` of shape (q,) * n (a TabularTarget); function:
+    values [N, n] -> [N] numbers.  The categories are the distinct values of
+    the function over ALL cells (zero-probability ones included, so every
+    sample maps somewhere).
+    """
+    probs = getattr(target, "probs", None)
+    if not isinstance(probs, torch.Tensor):
+        raise ValueError(f"statistic_law needs an enumerable target with a probs table, got {type(target).__name__}")
+    n, q = probs.dim(), probs.shape[0]
+    flat = torch.arange(q**n)
+    strides = q ** torch.arange(n - 1, -1, -1)
+    cells = (flat.unsqueeze(1) // strides) % q
+    stat = torch.as_tensor(function(cells)).reshape(-1)
+    if stat.numel() != cells.shape[0]:
+        raise ValueError(f"statistic function must map [N, n] samples to [N] values, got {stat.numel()} for N = {cells.shape[0]}")
+    support, index = torch.unique(stat, sorted=True, return_inverse=True)
+    law = torch.zeros(support.numel(), dtype=torch.float64).index_add_(0, index, probs.reshape(-1).to(torch.float64).cpu())
+
+    def categorise(values: torch.Tensor, support=support) -> torch.Tensor:
+        v = torch.as_tensor(function(values.cpu())).reshape(-1).to(support.dtype)
+        position = torch.searchsorted(support, v).clamp(max=support.numel() - 1)
+        if bool((support[position] != v).any()):
+            raise ValueError(f"statistic {name!r} took a value outside its enumerated support")
+        return position
+
+    labels = [f"{float(s):g}" for s in support]
+    return ExactStatistic(name or getattr(function, "__name__", "statistic"), law, categorise, labels)
+
+
+def count_equal(value: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
+    """values [N, n] -> [N]: how many coordinates equal ``value`` (the number of ones by default)."""
+
+    def count(values: torch.Tensor) -> torch.Tensor:
+        return (values == value).sum(-1)
+
+    count.__name__ = f"number of {value}s"
+    return count
