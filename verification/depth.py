@@ -115,8 +115,9 @@ class DepthConfig:
 
 
 def _default_samples(n: int, quick: bool) -> int:
-    base = 16 if quick else 64
-    return max(2 if quick else 8, min(base, (base * 256) // n))
+    if quick:
+        return 8 if n <= 256 else 4 if n <= 1024 else 2
+    return max(8, min(64, (64 * 256) // n))
 
 
 def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dict:
@@ -302,8 +303,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, from {sorted(FAMILIES) + ['neural']}")
     parser.add_argument("--max-n", type=int, default=4096, help="largest n (powers of two from 16)")
     parser.add_argument("--min-n", type=int, default=16)
-    parser.add_argument("--fixed", default="4,16", help="fixed block sizes, comma-separated")
+    parser.add_argument("--fixed", default=None, help="fixed block sizes, comma-separated (default 8 with --quick, else 4,16,64)")
     parser.add_argument("--samples", type=int, default=None, help="samples per (n, sampler); default shrinks with n")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1 is fastest on a shared machine: these are many small kernels)")
     parser.add_argument("--exactness", action="store_true", help="also run check_exact at n = 1024 on every family, and the mutants")
 
 
@@ -312,10 +315,12 @@ def run_from_args(args) -> int:
     if device.startswith("cuda") and not torch.cuda.is_available():
         print("--device cuda asked for but no CUDA device is available", file=sys.stderr)
         return 2
+    if not device.startswith("cuda"):
+        torch.set_num_threads(max(1, args.threads))
     ns = [n for n in QUICK_NS + [8192, 16384] if args.min_n <= n <= args.max_n]
     families = [f for f in args.families.split(",") if f]
     samples = {n: (args.samples or _default_samples(n, args.quick)) for n in ns}
-    config = DepthConfig(ns=ns, families=families, fixed=[int(k) for k in args.fixed.split(",") if k], samples=samples, device=device)
+    config = DepthConfig(ns=ns, families=families, fixed=[int(k) for k in (args.fixed or ("8" if args.quick else "4,16,64")).split(",") if k], samples=samples, device=device)
     print(f"depth grid on {device}: n = {ns}, families = {families}")
     results = run_depth(config, args.out)
     print(format_table(results))
