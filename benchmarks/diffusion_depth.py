@@ -11,7 +11,6 @@ log(K) (statsmodels), with 95% confidence intervals.
 from __future__ import annotations
 
 import argparse
-import math
 
 import numpy as np
 import statsmodels.api as sm

@@ -21,7 +21,7 @@ is known, which is the same as drawing the extra step from P_{L+1} next round.
 from __future__ import annotations
 
 import torch
-from torch.special import log_ndtr, ndtr
+from torch.special import log_ndtr
 
 from autospec.samplers.asd import SpeculativeDiffusion
 from autospec.samplers.diffusion_base import gaussian_log_ratio
