@@ -1,0 +1,124 @@
+"""Structured targets: exact conditionals at any pinning (vs TabularTarget), infeasible
+pinnings, exact statistic laws (vs enumeration), and large-n sanity."""
+
+import pytest
+import torch
+
+from autospec.samplers import AdaptiveBlockSize, SequenceSpeculative, TokenSpeculative
+from autospec.targets import CurieWeissTarget, DPPTarget, IsingTarget, MarkovChainTarget, XorTarget
+from autospec.targets.structured import all_cells
+
+SMALL = [
+    MarkovChainTarget.random(7, q=2, seed=0),
+    MarkovChainTarget.random(6, q=3, seed=1, zero_fraction=0.4),  # forbidden transitions: infeasible pinnings
+    MarkovChainTarget.sticky(8, q=2, stay=0.9),
+    CurieWeissTarget(8, beta=1.3, h=0.2),
+    CurieWeissTarget(9, beta=0.5, h=-0.7),
+    DPPTarget.random(8, 3, "L", seed=1),
+    DPPTarget.random(8, 3, "projection", seed=2),  # cardinality fixed: infeasible pinnings
+    DPPTarget.fourier_projection(9, 5),
+    DPPTarget.fourier_l_ensemble(10, 5),
+    XorTarget.random(8, density=0.5, seed=1),  # parity constraints: infeasible pinnings
+    XorTarget.random(10, density=0.4, seed=2),
+    XorTarget.random(9, density=0.6, arity=2, seed=3),
+]
+MUST_HAVE_INFEASIBLE = {1, 6, 7, 9, 10, 11}
+
+
+def _pinnings(n, q, seed=0, rows=600):
+    g = torch.Generator().manual_seed(seed)
+    partial = torch.randint(-1, q, (rows, n), generator=g)
+    sparse = torch.rand(rows // 2, n, generator=g) < 0.7  # half the rows mostly free
+    partial[: rows // 2] = torch.where(sparse, -1, partial[: rows // 2])
+    partial[0] = -1  # nothing pinned
+    return partial
+
+
+@pytest.mark.parametrize("index", range(len(SMALL)), ids=[t.name for t in SMALL])
+def test_conditionals_match_tabular(index):
+    target = SMALL[index]
+    table = target.to_tabular()
+    partial = _pinnings(target.n, target.q, seed=index)
+    mine, reference = target.oracle().answer(partial), table.oracle().answer(partial)
+    assert torch.equal(mine.feasible, reference.feasible)
+    assert (mine.marginals - reference.marginals).abs().max() <= 1e-12
+    assert torch.isfinite(mine.marginals).all()
+    if index in MUST_HAVE_INFEASIBLE:
+        assert (~reference.feasible).sum() > 10, "the pinning set should exercise infeasible rows"
+
+
+@pytest.mark.parametrize("index", range(len(SMALL)), ids=[t.name for t in SMALL])
+def test_exact_statistics_match_enumeration(index):
+    target = SMALL[index]
+    cells = all_cells(target.n, target.q)
+    probs = target.to_tabular().probs.reshape(-1)
+    for stat in target.exact_statistics():
+        law = torch.zeros(stat.probs.numel(), dtype=torch.float64).index_add_(0, stat(cells), probs)
+        assert (law - stat.probs).abs().max() <= 1e-12, stat.name
+
+
+def test_ising_and_sk_by_enumeration():
+    sk = IsingTarget.sk(10, beta=1.0, seed=0)
+    grid = IsingTarget.grid(3, 4, beta=0.4, h=0.1)
+    for target in (sk, grid):
+        assert abs(float(target.probs.sum()) - 1) < 1e-12
+        law = target.magnetisation_law()
+        assert abs(float(law.sum()) - 1) < 1e-12
+        stats = target.exact_statistics()
+        assert stats[0].name == "number of ones"
+    # SK with zero field is symmetric under the global flip
+    flipped = sk.probs.flip(dims=tuple(range(10)))
+    assert (flipped - sk.probs).abs().max() < 1e-15
+    with pytest.raises(ValueError, match="n must be in"):
+        IsingTarget(torch.zeros(21, 21))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MarkovChainTarget.sticky(4096, q=3, stay=0.8),
+    lambda: CurieWeissTarget(4096, beta=1.0),
+    lambda: DPPTarget.fourier_projection(4096, 9),
+    lambda: XorTarget.random(4096, density=0.3),
+], ids=["markov", "curie-weiss", "dpp", "xor"])
+def test_large_n_answers_are_laws(make):
+    target = make()
+    partial = _pinnings(target.n, target.q, seed=5, rows=6)
+    partial[1] = torch.where(torch.rand(target.n) < 0.99, -1, partial[1])
+    answer = target.oracle().answer(partial)
+    assert answer.marginals.shape == (6, target.n, target.q)
+    assert torch.isfinite(answer.marginals).all()
+    assert ((answer.marginals.sum(-1) - 1).abs() < 1e-9).all()
+    assert answer.feasible[0]  # nothing pinned
+    for stat in target.exact_statistics():
+        assert abs(float(stat.probs.sum()) - 1) < 1e-9
+
+
+def test_infeasible_rows_get_placeholders():
+    dpp = DPPTarget.fourier_projection(64, 5)
+    partial = torch.full((2, 64), -1)
+    partial[0, :6] = 1  # six items in a rank-5 projection DPP: impossible
+    partial[1, 10:] = 0  # only ten items left free: fine
+    answer = dpp.oracle().answer(partial)
+    assert answer.feasible.tolist() == [False, True]
+    assert torch.allclose(answer.marginals[0, 6:], torch.full((58, 2), 0.5, dtype=torch.float64))
+    assert abs(float(answer.marginals[1, :10, 1].sum()) - 5) < 1e-9  # the 5 items are among the ten free
+
+
+# One statistical check per family at moderate n (alpha 2e-5 each; 8e-5 in all for this module).
+ALPHA = 2e-5
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MarkovChainTarget.sticky(96, q=2, stay=0.9),
+    lambda: CurieWeissTarget(96, beta=1.0),
+    lambda: DPPTarget.fourier_projection(96, 7),
+    lambda: XorTarget.random(96, density=0.3, seed=4),
+], ids=["markov", "curie-weiss", "dpp", "xor"])
+def test_speculative_passes_exact_statistics_moderate_n(make):
+    from verification import check_exact
+
+    torch.set_num_threads(1)
+    target = make()
+    sampler = SequenceSpeculative(AdaptiveBlockSize(maximum=16)) if "xor" not in target.name else TokenSpeculative(8)
+    result = check_exact(sampler, target, num_samples=600, alpha=ALPHA, seed=3)
+    assert result.test == "chi2-statistics-holm"
+    assert result.passed, result.summary()
