@@ -1,0 +1,75 @@
+"""Depth experiments on a tiny grid (the same code path as `autospec depth`), and the
+n = 1024 exactness / mutant claims (slow)."""
+
+import json
+
+import pytest
+import torch
+
+from verification import depth
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("depth")
+    config = depth.DepthConfig(ns=[16, 32, 64, 128], families=["markov", "curie-weiss", "dpp", "xor"], fixed=[4],
+                               samples={16: 6, 32: 6, 64: 4, 128: 4})
+    return depth.run_depth(config, str(out), log=lambda *a: None), out
+
+
+def test_json_written_with_records_and_fits(tiny):
+    results, out = tiny
+    saved = json.loads((out / "depth.json").read_text())
+    assert saved["meta"]["device"] == "cpu"
+    assert len(saved["records"]) == 4 * 4 * 5  # families x ns x (sequential + 2 samplers x 2 policies)
+    for r in saved["records"]:
+        assert r["rounds_ci"][0] <= r["rounds_mean"] <= r["rounds_ci"][1]
+        assert r["queries_mean"] >= r["rounds_mean"] * (1 if r["sampler"] != "sequential" else 1)
+        assert r["wall_per_round_s"] > 0
+    assert saved["fits"] == results["fits"]
+
+
+def test_sequential_slope_is_exactly_one(tiny):
+    results, _ = tiny
+    fits = [f for f in results["fits"] if f["sampler"] == "sequential"]
+    assert len(fits) == 4
+    for f in fits:
+        assert abs(f["slope"] - 1) < 1e-9 and f["slope_ci"] == [f["slope"], f["slope"]]
+
+
+def test_speculative_fits_have_intervals_and_beat_sequential(tiny):
+    results, _ = tiny
+    spec = [f for f in results["fits"] if f["sampler"] != "sequential"]
+    assert {(f["family"], f["sampler"], f["policy"]) for f in spec} >= {
+        (fam, s, p) for fam in ["markov", "curie-weiss", "dpp", "xor"] for s in ["token", "sequence"] for p in ["4", "adaptive", "best-fixed"]}
+    for f in spec:
+        assert f["slope_ci"][0] <= f["slope"] <= f["slope_ci"][1]
+        assert f["slope"] < 1.0
+        assert f["theory"] in (2 / 3, 1 / 2)
+    claims = [c for c in depth.comparisons(results["records"]) if c["claim"] == "speculative < sequential"]
+    assert claims and all(c["holds"] for c in claims)
+    assert "Fitted exponents" in depth.format_table(results)
+
+
+def test_command_line_on_a_small_grid(tmp_path, capsys):
+    assert depth.main(["--quick", "--max-n", "32", "--families", "markov,xor", "--fixed", "4", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "depth.json").read_text())
+    assert {r["n"] for r in saved["records"]} == {16, 32}
+    assert "Fitted exponents" in capsys.readouterr().out
+
+
+def test_unknown_family_is_named():
+    with pytest.raises(ValueError, match="unknown family 'ising-huge'"):
+        depth.make_target("ising-huge", 16)
+
+
+@pytest.mark.slow
+def test_every_speculative_sampler_exact_at_1024_and_mutants_caught():
+    # alpha 1e-4 per check (slow suite, not counted in the default-suite budget)
+    torch.set_num_threads(1)
+    result = depth.run_exactness(n=1024, num_samples=1500, alpha=1e-4, log=lambda *a: None)
+    failed = [s for s in result["samplers"] if not s["passed"]]
+    assert not failed, failed
+    caught = [m for m in result["mutants"] if m["caught_on"]]
+    assert len(caught) >= 2, result["mutants"]
