@@ -112,6 +112,7 @@ class DepthConfig:
     device: str = "cpu"
     seed: int = 0
     chunk_floats: int = 2**22
+    sequential_samples_large: int = 1
 
 
 def _default_samples(n: int, quick: bool) -> int:
@@ -134,8 +135,10 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
         for n in config.ns:
             target = make_target(family, n)
             oracle = target.oracle(config.device) if hasattr(target, "oracle") else target
-            num = config.samples.get(n, _default_samples(n, True))
             for kind in config.samplers:
+                num = config.samples.get(n, _default_samples(n, True))
+                if kind == "sequential" and n >= 1024:
+                    num = min(num, config.sequential_samples_large)  # depth is n by construction: one sample shows it
                 for policy in (["-"] if kind == "sequential" else policies):
                     sampler = make_sampler(kind, policy if policy != "-" else 1, config.device)
                     rounds, queries, wall, calls_max = [], [], 0.0, 0
@@ -317,7 +320,8 @@ def run_from_args(args) -> int:
         return 2
     if not device.startswith("cuda"):
         torch.set_num_threads(max(1, args.threads))
-    ns = [n for n in QUICK_NS + [8192, 16384] if args.min_n <= n <= args.max_n]
+    grid = QUICK_NS[::2] if args.quick else QUICK_NS + [8192, 16384]  # --quick: 16, 64, 256, 1024, 4096
+    ns = [n for n in grid if args.min_n <= n <= args.max_n]
     families = [f for f in args.families.split(",") if f]
     samples = {n: (args.samples or _default_samples(n, args.quick)) for n in ns}
     config = DepthConfig(ns=ns, families=families, fixed=[int(k) for k in (args.fixed or ("8" if args.quick else "4,16,64")).split(",") if k], samples=samples, device=device)
