@@ -59,7 +59,7 @@ class AuditOutcome:
 
     @property
     def failures(self) -> list[dict]:
-        return [c for c in self.cells if c["verdict"] in FAILING_VERDICTS]
+        return failing_cells(self.document["cells"])
 
     @property
     def exit_code(self) -> int:
@@ -205,11 +205,18 @@ def environment() -> dict:
     }
 
 
+def failing_cells(cells: dict[str, dict]) -> list[dict]:
+    """Cells that fail the audit: fail and error, and the cells of a mutant that no cell caught."""
+    caught = {c["sampler"] for c in cells.values() if c["verdict"] == "caught"}
+    return [c for c in cells.values()
+            if c["verdict"] in ("fail", "error") or (c["verdict"] == "missed" and c["sampler"] not in caught)]
+
+
 def _summary(cells: dict[str, dict]) -> dict:
     counts: dict[str, int] = {}
     for cell in cells.values():
         counts[cell["verdict"]] = counts.get(cell["verdict"], 0) + 1
-    failures = [c for c in cells.values() if c["verdict"] in FAILING_VERDICTS]
+    failures = failing_cells(cells)
     return {
         "counts": dict(sorted(counts.items())),
         "failures": [c["id"] for c in failures],

@@ -10,6 +10,7 @@
 A stage's cells share the fields ``id, stage, sampler, target, check`` and
 the run fields ``verdict, evidence``.  Verdicts: ``pass``/``fail`` for a
 sampler that claims exactness, ``caught``/``missed`` for a mutant,
+(a mutant fails the audit only when every one of its cells missed it),
 ``flagged``/``undetected`` for a sampler that does not claim exactness,
 ``info`` for measurements, ``error`` when the cell raised.
 """
@@ -191,9 +192,10 @@ def plan_mutation(config) -> list[dict]:
         sampler = mutant.make()
         cells.append(_spec("mutation", ref, sampler, config.setting("mutant_exact_target"), "exact-law",
                            mutant=mutant.name, description=mutant.description))
-        cells.append(_spec("mutation", ref, sampler, config.setting("mutant_check_target"), "check_exact",
-                           mutant=mutant.name, description=mutant.description,
-                           num_samples=config.setting("num_samples"), alpha=config.setting("alpha")))
+        for target in config.setting("mutant_check_targets"):
+            cells.append(_spec("mutation", ref, sampler, target, "check_exact",
+                               mutant=mutant.name, description=mutant.description,
+                               num_samples=config.setting("num_samples"), alpha=config.setting("alpha")))
     for cell in cells:
         name = cell["params"]["mutant"]
         cell.update(claims_exact=False, mutant=True, sampler=f"mutant:{name}",

@@ -19,7 +19,7 @@ __all__ = ["render_report", "write_report", "reproduce_command"]
 TEMPLATES = Path(__file__).parent / "templates"
 VERDICT_CLASS = {
     "pass": "good", "caught": "good", "flagged": "good",
-    "fail": "bad", "missed": "bad", "error": "bad",
+    "fail": "bad", "missed": "warn", "error": "bad",
     "info": "info", "undetected": "warn", "inconclusive": "warn",
 }
 
@@ -85,6 +85,7 @@ def _mutants(cells: list[dict]) -> list[dict]:
     for row in table.values():
         row["caught"] = any(c["verdict"] == "caught" for c in row["checks"])
         row["all_caught"] = all(c["verdict"] == "caught" for c in row["checks"])
+        row["missed_cells"] = [c for c in row["checks"] if c["verdict"] == "missed"]
     return list(table.values())
 
 
