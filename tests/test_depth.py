@@ -73,3 +73,17 @@ def test_every_speculative_sampler_exact_at_1024_and_mutants_caught():
     assert not failed, failed
     caught = [m for m in result["mutants"] if m["caught_on"]]
     assert len(caught) >= 2, result["mutants"]
+
+
+def test_neural_oracle_follows_the_protocol():
+    # Not a consistent joint: only the protocol and the sampler run are checked, never exactness.
+    from autospec import Randomness
+    from autospec.neural import NeuralOracle, train_any_order
+    from autospec.samplers import SequenceSpeculative
+    from autospec.targets import MarkovChainTarget
+
+    torch.set_num_threads(1)
+    net = train_any_order(MarkovChainTarget.sticky(32, q=2, stay=0.9), steps=20, seconds=10.0)
+    oracle = NeuralOracle(net, 100)
+    out = SequenceSpeculative(4).sample(oracle, 3, Randomness(0))
+    assert out.values.shape == (3, 100) and bool((out.rounds < 100).all())
