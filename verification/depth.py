@@ -306,7 +306,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, from {sorted(FAMILIES) + ['neural']}")
     parser.add_argument("--max-n", type=int, default=4096, help="largest n (powers of two from 16)")
     parser.add_argument("--min-n", type=int, default=16)
-    parser.add_argument("--fixed", default=None, help="fixed block sizes, comma-separated (default 8 with --quick, else 4,16,64)")
+    parser.add_argument("--fixed", default=None, help="fixed block sizes, comma-separated (default 16 with --quick, else 4,16,64)")
     parser.add_argument("--samples", type=int, default=None, help="samples per (n, sampler); default shrinks with n")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 is fastest on a shared machine: these are many small kernels)")
@@ -324,7 +324,7 @@ def run_from_args(args) -> int:
     ns = [n for n in grid if args.min_n <= n <= args.max_n]
     families = [f for f in args.families.split(",") if f]
     samples = {n: (args.samples or _default_samples(n, args.quick)) for n in ns}
-    config = DepthConfig(ns=ns, families=families, fixed=[int(k) for k in (args.fixed or ("8" if args.quick else "4,16,64")).split(",") if k], samples=samples, device=device)
+    config = DepthConfig(ns=ns, families=families, fixed=[int(k) for k in (args.fixed or ("16" if args.quick else "4,16,64")).split(",") if k], samples=samples, device=device)
     print(f"depth grid on {device}: n = {ns}, families = {families}")
     results = run_depth(config, args.out)
     print(format_table(results))
