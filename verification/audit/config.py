@@ -29,7 +29,7 @@ MODES: dict[str, dict[str, Any]] = {
         "calibration_samples": 2_000,
         "calibration_alpha": 1e-3,
         "mutant_exact_target": "tab-n3q2-zeros",
-        "mutant_check_targets": ["tab-n4q3-zeros", "markov-sticky-n24q2"],
+        "mutant_check_targets": ["tab-n4q3-zeros", "markov-n12q2"],
         "depth_ns": [8, 16, 32, 64],
         "depth_samples": 200,
         "diffusion_samples": 4_000,
