@@ -98,6 +98,7 @@ def test_paradigms_picard_converges_to_sequential():
     assert all(row["rounds"] < 50 for row in cell["evidence"]["rows"])
 
 
+@pytest.mark.slow
 def test_run_peer_audits_cells_are_json():
     import json
 
