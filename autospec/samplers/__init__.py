@@ -11,6 +11,8 @@ from autospec.samplers.diffusion_sequential import DiffusionSequential
 from autospec.samplers.asd import ASD, SpeculativeDiffusion
 from autospec.samplers.sequence_speculative_diffusion import SequenceSpeculativeDiffusion
 from autospec.samplers.picard import Picard
+from autospec.samplers.draft_speculative import DraftSpeculative
+from autospec.samplers.baselines import ConfidenceUnmasking, ParallelUnmasking, TopKSequential, TypicalAcceptance
 
 __all__ = [
     "SampleResult",
@@ -28,4 +30,9 @@ __all__ = [
     "ASD",
     "SequenceSpeculativeDiffusion",
     "Picard",
+    "DraftSpeculative",
+    "ParallelUnmasking",
+    "ConfidenceUnmasking",
+    "TopKSequential",
+    "TypicalAcceptance",
 ]

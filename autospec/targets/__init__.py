@@ -10,5 +10,6 @@ from autospec.targets.xor import XorTarget
 from autospec.targets.gaussian import GaussianTarget
 from autospec.targets.mixture import GaussianMixtureTarget, ProductMixtureTarget
 from autospec.targets.bounded import PointMassTarget
+from autospec.targets.perturbed import MixtureOracle, TemperedOracle
 
-__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle", "MarkovChainTarget", "CurieWeissTarget", "DPPTarget", "XorTarget", "IsingTarget", "GaussianTarget", "GaussianMixtureTarget", "ProductMixtureTarget", "PointMassTarget"]
+__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle", "MarkovChainTarget", "CurieWeissTarget", "DPPTarget", "XorTarget", "IsingTarget", "GaussianTarget", "GaussianMixtureTarget", "ProductMixtureTarget", "PointMassTarget", "TemperedOracle", "MixtureOracle"]
