@@ -139,3 +139,27 @@ def test_bad_arguments():
         DraftSpeculative(target, rule="token", num_drafts=2)
     with pytest.raises(ValueError, match="draft oracle has n=2"):
         DraftSpeculative(target).sample(TabularTarget.random(n=3, q=2).oracle(), 1, Randomness(0))
+
+
+def test_naive_multi_draft_is_caught(monkeypatch):
+    """Control: verifying every candidate against P itself (no residual update between candidates) is not exact."""
+    import autospec.samplers.draft_speculative as module
+    from autospec.samplers.speculation import residual_law
+
+    def naive(target, draft, candidates, alive):
+        A, q = target.shape
+        law = torch.zeros_like(target)
+        survive = torch.ones(A, dtype=target.dtype)
+        for i in range(candidates.shape[1]):
+            y = candidates[:, i : i + 1]
+            accept = (target.gather(1, y) / draft.gather(1, y)).clamp(max=1.0).squeeze(1) * alive[:, i]
+            law.scatter_add_(1, y, (survive * accept).unsqueeze(1))
+            survive = survive * (1 - accept)
+        rest = residual_law(target, draft)
+        return law + survive.unsqueeze(1) * rest / rest.sum(-1, keepdim=True)
+
+    monkeypatch.setattr(module, "multi_draft_level_law", naive)
+    target = TabularTarget.random(n=2, q=3, seed=5, concentration=0.4)
+    draft = TabularTarget.random(n=2, q=3, seed=6)
+    law = exact_law(DraftSpeculative(draft, block_size=2, rule="multi", num_drafts=2, order="fixed"), target)
+    assert law.tv > 1e-3, law.summary()

@@ -17,7 +17,7 @@ from autospec.targets import TabularTarget
 from autospec.targets.perturbed import TemperedOracle
 from verification.exact import exact_law
 
-__all__ = ["speed_error_rows", "format_table", "run_baseline_table", "run_draft_speculative_checks", "EXACT_TV", "FLAG_TV", "instances"]
+__all__ = ["speed_error_rows", "format_table", "run_baseline_table", "run_draft_speculative_checks", "cells_from_rows", "EXACT_TV", "FLAG_TV", "instances"]
 
 EXACT_TV = 1e-10  # a sampler claiming exactness must be this close (rounding only)
 FLAG_TV = 1e-3  # an inexact baseline must be at least this far, or the instance is too easy to flag it
@@ -88,8 +88,12 @@ def run_baseline_table(quick: bool = True) -> list[dict]:
     pass means: a claimed-exact sampler has TV < 1e-10, or an inexact baseline
     is flagged (TV > 1e-3).
     """
+    return cells_from_rows(speed_error_rows(quick))
+
+
+def cells_from_rows(rows: list[dict]) -> list[dict]:
     cells = []
-    for row in speed_error_rows(quick):
+    for row in rows:
         ok = row["verdict"] in ("exact", "flagged")
         cells.append({
             "sampler": row["sampler"],
