@@ -120,3 +120,21 @@ def test_samplers_reject_bad_arguments():
         Sequential().sample(target.oracle(), -1, Randomness(0))
     with pytest.raises(TypeError, match="rng must be"):
         Sequential().sample(target.oracle(), 1, rng=0)
+
+
+class BareTensorSampler:
+    """A user's sampler following the contract's minimal form: it returns only values."""
+
+    name = "bare-tensor"
+
+    def sample(self, oracle, num_samples, rng):
+        return Sequential().sample(oracle, num_samples, rng).values
+
+
+def test_users_sampler_returning_a_bare_tensor():
+    from verification import check_exact
+
+    target = TabularTarget.random(2, 2, seed=0)
+    assert exact_law(BareTensorSampler(), target).tv < EXACT_TV
+    result = check_exact(BareTensorSampler(), target, num_samples=2000, alpha=1e-4, seed=0)
+    assert result.num_samples == 2000 and result.mean_rounds == 2.0

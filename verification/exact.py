@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from autospec.randomness import ChoiceNode, PathTooDeepError, ReplayRandomness
+from verification.running import output_values
 
 __all__ = ["ExactLaw", "exact_law", "SamplerContractError"]
 
@@ -60,7 +61,7 @@ class ExactLaw:
 
 
 def _values_of(output, n: int) -> tuple[torch.Tensor, float | None, float | None]:
-    values = getattr(output, "values", output)
+    values = output_values(output)
     if not isinstance(values, torch.Tensor):
         raise SamplerContractError(f"sampler returned {type(values).__name__}; expected values [1, n] or a result with .values")
     if values.shape != (1, n):

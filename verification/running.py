@@ -8,10 +8,18 @@ from autospec import Randomness
 from autospec.oracles import CountingOracle
 from autospec.samplers.base import SampleResult, Sampler
 
-__all__ = ["run_sampler", "sampler_name"]
+__all__ = ["run_sampler", "sampler_name", "output_values"]
 
 # Oracle answers are [rows, n, q] per round; keep one chunk's answers near this many floats.
 _CHUNK_FLOATS = 2**23
+
+
+def output_values(output):
+    """The values a sampler returned: a bare tensor, or a result's ``.values``.
+
+    (A tensor has a ``values`` method of its own, so it must be tested first.)
+    """
+    return output if isinstance(output, torch.Tensor) else getattr(output, "values", output)
 
 
 def sampler_name(sampler) -> str:
@@ -31,7 +39,7 @@ def run_sampler(sampler, oracle, num_samples: int, rng: Randomness, chunk_size: 
             continue
         counted = CountingOracle(oracle, size)
         output = sampler.sample(counted, size, rng)
-        values = getattr(output, "values", output)
+        values = output_values(output)
         if not isinstance(values, torch.Tensor) or tuple(values.shape) != (size, n):
             shape = list(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
             raise ValueError(f"sampler {sampler_name(sampler)} returned values {shape}, expected [{size}, {n}]")
