@@ -122,3 +122,50 @@ def test_speculative_passes_exact_statistics_moderate_n(make):
     result = check_exact(sampler, target, num_samples=600, alpha=ALPHA, seed=3)
     assert result.test == "chi2-statistics-holm"
     assert result.passed, result.summary()
+
+
+# ---- HMM variant of the chain: observations of a hidden chain (forward-backward with evidence) ----
+def _hmm_targets():
+    from autospec.targets import HMMTarget
+
+    return [
+        HMMTarget.random(7, s=2, q=2, seed=0),
+        HMMTarget.random(6, s=3, q=3, seed=1, zero_fraction=0.5),
+        HMMTarget.sticky(8, stay=0.9, noise=0.2),
+        HMMTarget.random(8, s=4, q=2, seed=3),
+        HMMTarget.random(1, s=2, q=3, seed=2),
+        # state 0 only emits 0 and starts the chain; 0 -> 2 is forbidden: many impossible pinnings
+        HMMTarget(7, [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5]], [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], [1.0, 0.0, 0.0]),
+    ]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_hmm_conditionals_and_statistics_match_tabular(index):
+    target = _hmm_targets()[index]
+    table = target.to_tabular()
+    partial = _pinnings(target.n, target.q, seed=index)
+    mine, reference = target.oracle().answer(partial), table.oracle().answer(partial)
+    assert torch.equal(mine.feasible, reference.feasible)
+    assert (mine.marginals - reference.marginals).abs().max() <= 1e-12
+    if index == 5:
+        assert (~reference.feasible).sum() > 10, "the pinning set should exercise infeasible rows"
+    cells = all_cells(target.n, target.q)
+    probs = table.probs.reshape(-1)
+    for stat in target.exact_statistics():
+        law = torch.zeros(stat.probs.numel(), dtype=torch.float64).index_add_(0, stat(cells), probs)
+        assert (law - stat.probs).abs().max() <= 1e-12, stat.name
+
+
+def test_hmm_large_n_and_speculative_exact_statistics():
+    # alpha 2e-5 (counted in this module's budget: 1e-4 in all)
+    from autospec.targets import HMMTarget
+    from verification import check_exact
+
+    torch.set_num_threads(1)
+    big = HMMTarget.sticky(4096)
+    partial = _pinnings(4096, 2, seed=7, rows=4)
+    answer = big.oracle().answer(partial)
+    assert torch.isfinite(answer.marginals).all() and ((answer.marginals.sum(-1) - 1).abs() < 1e-9).all()
+    assert abs(float(big.ones_law().sum()) - 1) < 1e-9
+    result = check_exact(SequenceSpeculative(AdaptiveBlockSize(maximum=16)), HMMTarget.sticky(96), num_samples=600, alpha=ALPHA, seed=3)
+    assert result.test == "chi2-statistics-holm" and result.passed, result.summary()

@@ -6,10 +6,11 @@ from autospec.targets.curie_weiss import CurieWeissTarget
 from autospec.targets.dpp import DPPTarget
 from autospec.targets.ising import IsingTarget
 from autospec.targets.markov_chain import MarkovChainTarget
+from autospec.targets.hmm import HMMTarget
 from autospec.targets.xor import XorTarget
 from autospec.targets.gaussian import GaussianTarget
 from autospec.targets.mixture import GaussianMixtureTarget, ProductMixtureTarget
 from autospec.targets.bounded import PointMassTarget
 from autospec.targets.perturbed import MixtureOracle, TemperedOracle
 
-__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle", "MarkovChainTarget", "CurieWeissTarget", "DPPTarget", "XorTarget", "IsingTarget", "GaussianTarget", "GaussianMixtureTarget", "ProductMixtureTarget", "PointMassTarget", "TemperedOracle", "MixtureOracle"]
+__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle", "MarkovChainTarget", "HMMTarget", "CurieWeissTarget", "DPPTarget", "XorTarget", "IsingTarget", "GaussianTarget", "GaussianMixtureTarget", "ProductMixtureTarget", "PointMassTarget", "TemperedOracle", "MixtureOracle"]
