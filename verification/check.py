@@ -1,31 +1,44 @@
 """check_exact: a one-sample test of a sampler's output against the target's exact law.
 
-On a table small enough to test directly, a Pearson chi-square test of the
-full joint (cells with small expected counts pooled).  Otherwise, the target's
-exact statistic laws (single and pairwise marginals, counts, ...), each tested
-by chi-square, with a family-wise correction (Holm).  A sample in a cell of
-probability zero fails the check outright: it is proof of inexactness.
+The tests live in ``verification.gof``, the sample-size planning in
+``verification.power``.  On a table small enough to test directly the default
+(``test="auto"``) combines the joint test (pooled Pearson, or the corrected
+chi-square when the table is sparse) with the family of exact marginal laws
+(Holm), Bonferroni over the two.  Otherwise the target's exact statistic laws
+(single and pairwise marginals, counts, user functions) are tested, Holm
+corrected.  A sample in a cell of probability zero fails the check outright:
+it is proof of inexactness.
+
+Budget: pass ``num_samples``, or ``tv=eps`` to get the sample size whose
+min_detectable_tv is eps; by default (neither) the size that detects
+``DEFAULT_TV`` with power 0.99.  The result carries ``min_detectable_tv``: any
+sampler at TV >= that from the target is rejected with probability >= 0.99
+(for the statistics path: TV of some tested statistic's law).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from autospec import Randomness
+from verification import gof, power
+from verification.gof import tv_upper_bound
 from verification.running import run_sampler, sampler_name
 
-__all__ = ["CheckResult", "check_exact", "assert_sampler_exact", "pooled_chisquare", "tv_upper_bound", "DEFAULT_NUM_SAMPLES"]
+__all__ = [
+    "CheckResult", "check_exact", "assert_sampler_exact", "pooled_chisquare", "tv_upper_bound", "DEFAULT_NUM_SAMPLES",
+    "DEFAULT_TV", "default_num_samples",
+]
 
-DEFAULT_NUM_SAMPLES = 20_000
+DEFAULT_NUM_SAMPLES = 20_000  # used only when a budget cannot be planned (no table, no statistics)
+DEFAULT_TV = 0.05  # the default budget detects any deviation of this TV with power 0.99
+MAX_DEFAULT_SAMPLES = 400_000
 MAX_JOINT_CELLS = 3**10  # larger tables are tested through their exact statistics
-MIN_EXPECTED = 5.0  # pool cells expected to hold fewer samples than this
-TV_CONFIDENCE = 0.95
+MIN_EXPECTED = gof.MIN_EXPECTED  # pool cells expected to hold fewer samples than this
+TV_CONFIDENCE = gof.TV_CONFIDENCE
 
 
 @dataclass
@@ -68,49 +81,13 @@ class CheckResult:
 
 
 def pooled_chisquare(observed: np.ndarray, expected_probs: np.ndarray) -> tuple[float, float, int]:
-    """Pearson chi-square with cells of small expected count pooled.
+    """Pearson chi-square with cells of small expected count pooled (see gof.pool_cells).
 
-    Cells are pooled smallest-first until the pooled cell's expected count
-    reaches MIN_EXPECTED.  Returns (statistic, p_value, degrees of freedom);
-    p = 0 when a cell of probability zero was observed.
+    Returns (statistic, p_value, degrees of freedom); p = 0 when a cell of
+    probability zero was observed.  Kept for callers of the first version.
     """
-    observed = np.asarray(observed, dtype=np.float64)
-    expected_probs = np.asarray(expected_probs, dtype=np.float64)
-    total = observed.sum()
-    if total == 0:
-        return 0.0, 1.0, 0
-    if (observed[expected_probs <= 0] > 0).any():
-        return math.inf, 0.0, int((expected_probs > 0).sum())
-    keep = expected_probs > 0
-    observed, expected = observed[keep], expected_probs[keep] * total
-    order = np.argsort(expected)
-    cumulative = np.cumsum(expected[order])
-    pooled_count = int(np.searchsorted(cumulative, MIN_EXPECTED)) + 1 if expected[order[0]] < MIN_EXPECTED else 0
-    pooled_count = min(pooled_count, len(order))
-    if pooled_count == len(order) - 1:  # a lone remaining cell would leave no degrees of freedom: pool it too
-        pooled_count = len(order)
-    small, large = order[:pooled_count], order[pooled_count:]
-    obs = np.concatenate([observed[large], [observed[small].sum()]]) if pooled_count else observed[large]
-    exp = np.concatenate([expected[large], [expected[small].sum()]]) if pooled_count else expected[large]
-    if len(obs) < 2:
-        return 0.0, 1.0, 0
-    result = stats.chisquare(obs, exp * (obs.sum() / exp.sum()))
-    return float(result.statistic), float(result.pvalue), len(obs) - 1
-
-
-def tv_upper_bound(tv_plug_in: float, cells: int, num_samples: int, confidence: float = TV_CONFIDENCE) -> float:
-    """Upper confidence bound on the TV between the sampler's law and the target.
-
-    TV(sampler, target) <= TV(empirical, target) + TV(empirical, sampler), and
-    TV(empirical, sampler) exceeds its mean bound 0.5 sqrt((cells - 1) / N)
-    by more than sqrt(log(1 / delta) / (2 N)) with probability at most delta
-    (McDiarmid: one sample moves it by at most 1 / N).  Distribution-free.
-    """
-    if num_samples == 0:
-        return 1.0
-    delta = 1.0 - confidence
-    bound = tv_plug_in + 0.5 * math.sqrt(max(cells - 1, 0) / num_samples) + math.sqrt(math.log(1 / delta) / (2 * num_samples))
-    return min(1.0, bound)
+    result = gof.pearson(observed, expected_probs)
+    return result.statistic, result.p_value, result.dof
 
 
 def _worst_cells(observed, probs, labels, statistic: str, count: int = 5) -> list[dict]:
@@ -133,6 +110,30 @@ def _joint_table(target) -> torch.Tensor | None:
     return None
 
 
+def _statistics_of(target, extra) -> list:
+    from autospec.targets.statistics import ExactStatistic, statistic_law
+
+    stats_ = list(target.exact_statistics()) if hasattr(target, "exact_statistics") else []
+    for item in extra or []:
+        stats_.append(item if isinstance(item, ExactStatistic) else statistic_law(target, item))
+    return stats_
+
+
+def default_num_samples(target, alpha: float = 1e-4, tv: float | None = None, test: str = "auto", statistics=None) -> int:
+    """Samples for which ``test`` detects any deviation of TV ``tv`` (DEFAULT_TV) with power 0.99."""
+    tv = DEFAULT_TV if tv is None else tv
+    table = _joint_table(target)
+    if table is not None and test != "marginals":
+        kind = "pearson" if test in ("pearson", "chi2-joint") else test
+        m = power.samples_for_tv(tv, kind, alpha, probs=table.numpy())
+    else:
+        stats_ = _statistics_of(target, statistics)
+        if not stats_:
+            return DEFAULT_NUM_SAMPLES
+        m = power.samples_for_tv(tv, "marginals", alpha, statistics=stats_)
+    return int(min(m, MAX_DEFAULT_SAMPLES)) if tv == DEFAULT_TV else int(m)
+
+
 def check_exact(
     sampler,
     target,
@@ -140,40 +141,76 @@ def check_exact(
     alpha: float = 1e-4,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    *,
+    tv: float | None = None,
+    test: str = "auto",
+    statistics=None,
 ) -> CheckResult:
-    """Test H0 "the sampler's output law is the target's" at level ``alpha``."""
+    """Test H0 "the sampler's output law is the target's" at level ``alpha``.
+
+    num_samples: the budget; or ``tv``: plan the budget so that TV >= tv is
+    detected with power 0.99; neither: plan it for DEFAULT_TV.  test: "auto"
+    (default), "pearson", "likelihood-ratio", "corrected" (joint tests) or
+    "marginals".  statistics: extra exact statistics (ExactStatistic, or
+    functions of the sample whose law is enumerated from the table).
+    """
     if not isinstance(alpha, float) or not 0 < alpha < 1:
         raise ValueError(f"alpha must be a float in (0, 1), got {alpha!r}")
+    if test not in gof.TESTS + ("chi2-joint",):
+        raise ValueError(f"test must be one of {gof.TESTS}, got {test!r}")
+    if num_samples is not None and tv is not None:
+        raise ValueError("give either num_samples or tv (the deviation to detect), not both")
+    if tv is not None and not (isinstance(tv, (int, float)) and 0 < tv <= 1):
+        raise ValueError(f"tv must be a number in (0, 1], got {tv!r}")
     if num_samples is None:
-        num_samples = DEFAULT_NUM_SAMPLES
+        num_samples = default_num_samples(target, alpha, tv, test, statistics)
     if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int (or None for the default), got {num_samples!r}")
+        raise ValueError(f"num_samples must be a positive int (or None for the planned default), got {num_samples!r}")
     out = run_sampler(sampler, target.oracle(device), num_samples, Randomness(seed, device=device))
     n, q = target.n, target.q
     table = _joint_table(target)
-    if table is not None:
+    if table is not None and test != "marginals":
         observed = torch.bincount(_cell_index(out.values, q), minlength=q**n).numpy()
         probs = table.numpy()
-        statistic, p_value, dof = pooled_chisquare(observed, probs)
-        tv = 0.5 * float(np.abs(observed / num_samples - probs).sum())
+        kind = "pearson" if test == "chi2-joint" else test
+        if kind == "auto":
+            stats_ = _statistics_of(target, statistics)
+            result = gof.auto_test(observed, probs, out.values, stats_, alpha=alpha, seed=seed)
+            detectable = power.min_detectable_tv("auto", num_samples, alpha, probs=probs)
+        elif kind == "corrected":
+            result = gof.corrected_chisquare(observed, probs, alpha=alpha, seed=seed)
+            detectable = power.min_detectable_tv("corrected", num_samples, alpha, probs=probs)
+        else:
+            result = (gof.pearson if kind == "pearson" else gof.likelihood_ratio)(observed, probs)
+            detectable = power.min_detectable_tv(kind, num_samples, alpha, probs=probs)
+        statistic, p_value = result.statistic, result.p_value
+        tv_hat = gof.tv_plug_in(observed, probs)
         worst = _worst_cells(observed, probs, lambda i: [int(v) for v in np.unravel_index(i, (q,) * n)], "cell")
-        test, details, cells = "chi2-joint", {"degrees_of_freedom": dof}, q**n
+        test_name = "chi2-joint" if kind == "pearson" else result.test
+        details = {"degrees_of_freedom": result.dof, **result.details,
+                   "tv_bias_corrected": gof.tv_bias_corrected(observed, probs),
+                   "min_detectable_tv_of": "joint law", "power": power.DEFAULT_POWER}
+        cells = q**n
     else:
-        statistic, p_value, tv, worst, cells, details = _check_statistics(target, out.values)
-        test = "chi2-statistics-holm"
+        stats_ = _statistics_of(target, statistics)
+        statistic, p_value, tv_hat, worst, cells, details = _check_statistics(stats_, target, out.values)
+        test_name = "chi2-statistics-holm"
+        detectable = power.min_detectable_tv("marginals", num_samples, alpha, statistics=stats_)
+        details.update(min_detectable_tv_of="law of some tested statistic (not the joint)", power=power.DEFAULT_POWER)
     return CheckResult(
         sampler=sampler_name(sampler),
         target=str(getattr(target, "name", type(target).__name__)),
-        test=test,
-        statistic=statistic,
-        p_value=p_value,
+        test=test_name,
+        statistic=float(statistic),
+        p_value=float(p_value),
         alpha=alpha,
         passed=bool(p_value > alpha),
         num_samples=num_samples,
-        tv_estimate=tv,
-        tv_upper=tv_upper_bound(tv, cells, num_samples),
-        tv_confidence=TV_CONFIDENCE,
+        tv_estimate=tv_hat,
+        tv_upper=tv_upper_bound(tv_hat, cells, num_samples),
+        tv_confidence=gof.TV_CONFIDENCE,
         worst_cells=worst,
+        min_detectable_tv=float(detectable),
         mean_rounds=float(out.rounds.double().mean()) if num_samples else None,
         mean_queries=float(out.queries.double().mean()) if num_samples else None,
         details=details,
@@ -186,31 +223,22 @@ def _cell_index(values: torch.Tensor, q: int) -> torch.Tensor:
     return (values.cpu().to(torch.long) * strides).sum(-1)
 
 
-def _check_statistics(target, values):
-    statistics = target.exact_statistics() if hasattr(target, "exact_statistics") else []
+def _check_statistics(statistics, target, values):
     if not statistics:
         raise ValueError(
             f"target {getattr(target, 'name', target)!r} has neither a small probability table nor exact statistic "
             "laws (exact_statistics()); nothing to test against"
         )
-    p_values, rows = [], []
-    for stat in statistics:
+    family = gof.marginal_tests(values, statistics, method="holm")
+    rows = family.details["statistics"]
+    for row, stat in zip(rows, statistics):
         observed = stat.counts(values).numpy()
-        probs = stat.probs.numpy()
-        chi2, p, dof = pooled_chisquare(observed, probs)
-        tv = 0.5 * float(np.abs(observed / max(observed.sum(), 1) - probs).sum())
-        p_values.append(p)
-        rows.append({"statistic": stat.name, "chi2": chi2, "p_value": p, "dof": dof, "tv": tv, "cells": len(probs),
-                     "worst": _worst_cells(observed, probs, lambda i, s=stat: s.labels[i], stat.name, count=3)})
-    adjusted = multipletests(p_values, method="holm")[1]
-    for row, adj in zip(rows, adjusted):
-        row["p_holm"] = float(adj)
-    worst_index = int(np.argmin(adjusted))
-    worst_row = rows[worst_index]
+        row["worst"] = _worst_cells(observed, stat.probs.numpy(), lambda i, s=stat: s.labels[i], stat.name, count=3)
+        row["p_holm"] = row["p_adjusted"]
     worst_cells = sorted((c for r in rows for c in r["worst"]), key=lambda c: -abs(c["z"]))[:5]
     tv_row = max(rows, key=lambda r: r["tv"])
     details = {"statistics": rows, "correction": "holm", "tv_of": tv_row["statistic"]}
-    return worst_row["chi2"], float(adjusted[worst_index]), tv_row["tv"], worst_cells, tv_row["cells"], details
+    return family.statistic, family.p_value, tv_row["tv"], worst_cells, tv_row["cells"], details
 
 
 def assert_sampler_exact(sampler, target, **kwargs) -> CheckResult:

@@ -276,3 +276,28 @@ def _register_all():
 
 
 _register_all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The tiny instance (n <= 4) each mutant is audited on.
+def peaked_product(n: int = 4, q: int = 3):
+    """Independent coordinates with law ~ (0.6, 0.3, 0.1): tempering shows in every marginal."""
+    import numpy as np
+
+    from autospec.targets import TabularTarget
+
+    base = np.array([0.6, 0.3, 0.1][:q]) if q <= 3 else np.linspace(2, 0.2, q)
+    base = base / base.sum()
+    table = base
+    for _ in range(n - 1):
+        table = np.multiply.outer(table, base)
+    return TabularTarget(table, name=f"peaked-product(n={n}, q={q})")
+
+
+_INSTANCES = {"token-temperature-0.95": lambda: peaked_product(4, 3)}
+
+
+def instance_for(name: str):
+    from autospec.targets import TabularTarget
+
+    return _INSTANCES.get(name, lambda: TabularTarget.random(n=3, q=3, seed=0))()
