@@ -1,0 +1,34 @@
+"""Shared pytest configuration.
+
+The ``statistical(alpha=...)`` marker: a test whose assertion can fail by
+chance even when the code is right declares that probability (its false-fail
+rate, with its fixed seed).  The alphas of the default (not slow) suite are
+summed at collection; the sum must stay under ALPHA_BUDGET
+(tests/test_alpha_budget.py enforces it).
+"""
+
+import pytest
+
+ALPHA_BUDGET = 1e-3
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "statistical(alpha): the test fails by chance with probability <= alpha when the code is right"
+    )
+
+
+def _alpha_of(item) -> float:
+    return sum(float(m.kwargs.get("alpha", m.args[0] if m.args else 0.0)) for m in item.iter_markers("statistical"))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    default = [item for item in items if item.get_closest_marker("slow") is None]
+    config._statistical_alpha_total = sum(_alpha_of(item) for item in default)
+    config._statistical_alpha_count = sum(1 for item in default if item.get_closest_marker("statistical"))
+
+
+def pytest_report_collectionfinish(config, start_path, startdir, items):
+    total = getattr(config, "_statistical_alpha_total", 0.0)
+    count = getattr(config, "_statistical_alpha_count", 0)
+    return f"statistical alpha total (default suite): {total:.6g} over {count} tests (budget {ALPHA_BUDGET:g})"
