@@ -24,11 +24,11 @@ def _alpha_of(item) -> float:
 
 def pytest_collection_modifyitems(session, config, items):
     default = [item for item in items if item.get_closest_marker("slow") is None]
-    config._statistical_alpha_total = sum(_alpha_of(item) for item in default)
+    config._statistical_alpha_total = float(sum(_alpha_of(item) for item in default))
     config._statistical_alpha_count = sum(1 for item in default if item.get_closest_marker("statistical"))
 
 
-def pytest_report_collectionfinish(config, start_path, startdir, items):
+def pytest_report_collectionfinish(config, start_path, items):
     total = getattr(config, "_statistical_alpha_total", 0.0)
     count = getattr(config, "_statistical_alpha_count", 0)
     return f"statistical alpha total (default suite): {total:.6g} over {count} tests (budget {ALPHA_BUDGET:g})"
