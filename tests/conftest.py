@@ -19,7 +19,8 @@ def pytest_configure(config):
 
 
 def _alpha_of(item) -> float:
-    return sum(float(m.kwargs.get("alpha", m.args[0] if m.args else 0.0)) for m in item.iter_markers("statistical"))
+    # a bare @statistical counts as 1e-4, the pytest plugin's default alpha
+    return sum(float(m.kwargs.get("alpha", m.args[0] if m.args else 1e-4)) for m in item.iter_markers("statistical"))
 
 
 def pytest_collection_modifyitems(session, config, items):
