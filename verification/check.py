@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_NUM_SAMPLES = 20_000  # used only when a budget cannot be planned (no table, no statistics)
-DEFAULT_TV = 0.05  # the default budget detects any deviation of this TV with power 0.99
+DEFAULT_TV = 0.02  # the default budget detects any deviation of this TV with power 0.99
 MAX_DEFAULT_SAMPLES = 400_000
 MAX_JOINT_CELLS = 3**10  # larger tables are tested through their exact statistics
 MIN_EXPECTED = gof.MIN_EXPECTED  # pool cells expected to hold fewer samples than this

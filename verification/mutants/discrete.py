@@ -294,7 +294,7 @@ def peaked_product(n: int = 4, q: int = 3):
     return TabularTarget(table, name=f"peaked-product(n={n}, q={q})")
 
 
-_INSTANCES = {"token-temperature-0.95": lambda: peaked_product(4, 3)}
+_INSTANCES = {"token-temperature-0.95": lambda: peaked_product(3, 3)}
 
 
 def instance_for(name: str):
