@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from autospec.samplers import SequenceSpeculative, TokenSpeculative
 from verification import depth
 
 
@@ -66,11 +67,19 @@ def test_unknown_family_is_named():
 
 @pytest.mark.slow
 def test_every_speculative_sampler_exact_at_1024_and_mutants_caught():
-    # alpha 1e-4 per check (slow suite, not counted in the default-suite budget)
+    # alpha 1e-4 per check (slow suite, not counted in the default-suite budget).  100 samples per
+    # check: each costs ~ samples * n^2 * q; min_detectable_tv of every check is in the saved JSON.
+    import os
+
     torch.set_num_threads(1)
-    result = depth.run_exactness(n=1024, num_samples=1500, alpha=1e-4, log=lambda *a: None)
+    result = depth.run_exactness(n=1024, num_samples=100, alpha=1e-4, mutants="until-two", log=print)
+    os.makedirs("reports/depth", exist_ok=True)
+    with open("reports/depth/exactness_1024.json", "w") as f:
+        json.dump(result, f, indent=1)
+    print(depth.format_exactness(result))
     failed = [s for s in result["samplers"] if not s["passed"]]
     assert not failed, failed
+    assert {s["family"] for s in result["samplers"]} == set(depth.FAMILIES)
     caught = [m for m in result["mutants"] if m["caught_on"]]
     assert len(caught) >= 2, result["mutants"]
 
@@ -87,3 +96,28 @@ def test_neural_oracle_follows_the_protocol():
     oracle = NeuralOracle(net, 100)
     out = SequenceSpeculative(4).sample(oracle, 3, Randomness(0))
     assert out.values.shape == (3, 100) and bool((out.rounds < 100).all())
+
+
+@pytest.mark.parametrize("n, q, start", [(3, 2, 1), (3, 3, 1), (3, 2, None)])
+def test_smoothed_block_size_policy_is_exact(n, q, start):
+    # A proof on each instance (exact law by enumeration), not a statistical test: no alpha spent.
+    from autospec.samplers import SmoothedBlockSize
+    from autospec.targets import TabularTarget
+    from verification import exact_law
+
+    target = TabularTarget.random(n, q, seed=6 + n + q, zero_fraction=0.2)
+    for rule in (TokenSpeculative, SequenceSpeculative):
+        law = exact_law(rule(SmoothedBlockSize(start=start)), target)
+        assert law.tv < 1e-12 and law.unexplored_mass < 1e-12, law.summary()
+
+
+def test_smoothed_policy_moves_halfway_and_respects_bounds():
+    from autospec.samplers import SmoothedBlockSize
+
+    policy = SmoothedBlockSize(scale=2.0, weight=0.5, maximum=40)
+    assert policy.initial(3, 100, torch.device("cpu")).tolist() == [10, 10, 10]  # ceil(sqrt(100))
+    block = torch.tensor([10, 10, 40])
+    nxt = policy.update(block, accepted=torch.tensor([10, 1, 40]), drafted=torch.tensor([10, 10, 40]))
+    assert nxt.tolist() == [16, 7, 40]  # (10 + 22) / 2, (10 + 4) / 2, capped at 40
+    with pytest.raises(ValueError, match="weight"):
+        SmoothedBlockSize(weight=0.0)

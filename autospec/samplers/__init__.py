@@ -1,7 +1,7 @@
 """Reference samplers, one module per algorithm family."""
 
 from autospec.samplers.base import SampleResult, Sampler
-from autospec.samplers.block_size import AdaptiveBlockSize, BlockSizePolicy, FixedBlockSize
+from autospec.samplers.block_size import AdaptiveBlockSize, BlockSizePolicy, FixedBlockSize, SmoothedBlockSize
 from autospec.samplers.sequence_speculative import SequenceSpeculative
 from autospec.samplers.sequential import Sequential
 from autospec.samplers.speculation import SpeculativeSampler
@@ -24,6 +24,7 @@ __all__ = [
     "BlockSizePolicy",
     "FixedBlockSize",
     "AdaptiveBlockSize",
+    "SmoothedBlockSize",
     "DiffusionSampler",
     "DiffusionSequential",
     "SpeculativeDiffusion",

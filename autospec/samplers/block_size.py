@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["BlockSizePolicy", "FixedBlockSize", "AdaptiveBlockSize", "as_block_policy"]
+__all__ = ["BlockSizePolicy", "FixedBlockSize", "AdaptiveBlockSize", "SmoothedBlockSize", "as_block_policy"]
 
 
 class BlockSizePolicy:
@@ -73,9 +73,58 @@ class AdaptiveBlockSize(BlockSizePolicy):
         return f"adaptive(start={self.start}, growth={self.growth:g})"
 
 
+class SmoothedBlockSize(BlockSizePolicy):
+    """Move the block halfway towards ``scale * (accepted + 1)`` after every round:
+
+        next = ceil((1 - weight) * block + weight * scale * (accepted + 1)),
+
+    clamped to [minimum, maximum] (maximum defaults to n); the first block is
+    ``start`` (default ceil(sqrt(n)), the block length of the n^(1/2) analysis).
+
+    Meant for the sequence-level rule, whose advantage over the token-level one
+    needs long blocks: one rejection halves the block at most (AdaptiveBlockSize
+    cuts it to accepted + 1, where both rules coincide), and the block settles
+    near ``scale`` times the typical accepted run, so long runs are rarely cut by
+    the block end.  The block after a round depends on that round's outcome and
+    the previous block only (the past), never on the current draft: exact.
+    """
+
+    def __init__(self, scale: float = 2.0, weight: float = 0.5, start: int | None = None, minimum: int = 1,
+                 maximum: int | None = None):
+        if not scale > 0:
+            raise ValueError(f"scale must be > 0, got {scale!r}")
+        if not 0 < weight <= 1:
+            raise ValueError(f"weight must be in (0, 1], got {weight!r}")
+        if start is not None and (not isinstance(start, int) or start < 1):
+            raise ValueError(f"start must be a positive int or None (ceil(sqrt(n))), got {start!r}")
+        if not isinstance(minimum, int) or minimum < 1:
+            raise ValueError(f"minimum must be a positive int, got {minimum!r}")
+        if maximum is not None and (not isinstance(maximum, int) or maximum < minimum):
+            raise ValueError(f"maximum must be an int >= minimum ({minimum}), got {maximum!r}")
+        self.scale, self.weight, self.start, self.minimum, self.maximum = float(scale), float(weight), start, minimum, maximum
+        self._cap = maximum
+
+    def initial(self, num_samples, n, device):
+        import math
+
+        self._cap = self.maximum if self.maximum is not None else max(n, 1)
+        start = self.start if self.start is not None else math.ceil(math.sqrt(n))
+        return torch.full((num_samples,), min(max(start, self.minimum), self._cap), dtype=torch.long, device=device)
+
+    def update(self, block, accepted, drafted):
+        goal = self.scale * (accepted.to(torch.float64) + 1)
+        nxt = torch.ceil((1 - self.weight) * block.to(torch.float64) + self.weight * goal - 1e-9).to(torch.long)
+        return nxt.clamp(min=self.minimum, max=self._cap)
+
+    def __repr__(self) -> str:
+        return f"smoothed(scale={self.scale:g}, weight={self.weight:g})"
+
+
 def as_block_policy(block_size: int | BlockSizePolicy | str) -> BlockSizePolicy:
     if isinstance(block_size, BlockSizePolicy):
         return block_size
     if block_size == "adaptive":
         return AdaptiveBlockSize()
+    if block_size == "smoothed":
+        return SmoothedBlockSize()
     return FixedBlockSize(block_size)  # validates
