@@ -60,6 +60,30 @@ def test_command_line_on_a_small_grid(tmp_path, capsys):
     assert "Fitted exponents" in capsys.readouterr().out
 
 
+def test_autospec_depth_command_with_device_cpu(tmp_path, capsys):
+    # The same command a GPU machine runs with --device cuda, on CPU and a tiny grid (CI).
+    from verification.cli import main as autospec_main
+
+    torch.set_num_threads(1)
+    code = autospec_main(["depth", "--quick", "--device", "cpu", "--max-n", "16", "--families", "curie-weiss,dpp",
+                          "--fixed", "4", "--samples", "2", "--out", str(tmp_path)])
+    assert code == 0
+    saved = json.loads((tmp_path / "depth.json").read_text())
+    assert saved["meta"]["device"] == "cpu" and saved["meta"]["wall_clock_s"] > 0
+    assert {r["device"] for r in saved["records"]} == {"cpu"}
+    assert "Fitted exponents" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when CUDA is absent")
+def test_device_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
+    from verification.cli import main as autospec_main
+
+    assert autospec_main(["depth", "--quick", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda" in err and "no CUDA device" in err
+    assert not (tmp_path / "depth.json").exists()
+
+
 def test_unknown_family_is_named():
     with pytest.raises(ValueError, match="unknown family 'ising-huge'"):
         depth.make_target("ising-huge", 16)

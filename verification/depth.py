@@ -127,6 +127,9 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
                         "fixed_block_sizes": config.fixed, "theory": THEORY,
                         "cuda_device": torch.cuda.get_device_name(0) if config.device.startswith("cuda") else None},
                "records": [], "fits": []}
+    started = time.perf_counter()
+    results["meta"].update(cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                           load_average_start=list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
     path = os.path.join(out_dir, "depth.json") if out_dir else None
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
@@ -166,10 +169,13 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
                     results["records"].append(record)
                     log(f"  {family:12s} n={n:5d} {kind:10s} block={policy:8s} rounds {rm:9.1f} [{rlo:.1f}, {rhi:.1f}]"
                         f"  queries {qm:10.1f}  {wall:6.2f}s")
+                    results["meta"]["wall_clock_s"] = time.perf_counter() - started
                     if path:
                         results["fits"] = fit_exponents(results["records"])
                         _dump(results, path)
     results["fits"] = fit_exponents(results["records"])
+    results["meta"]["wall_clock_s"] = time.perf_counter() - started
+    results["meta"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     if path:
         _dump(results, path)
     return results
