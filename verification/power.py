@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 DEFAULT_POWER = 0.99
+# Safety factor on the non-central chi-square bound (its variance is slightly
+# larger under the alternative than the approximation's): simulation at the
+# least favourable direction gives power 0.988 +- 0.002 without it, >= 0.99 with it.
+SAFETY = 1.05
 
 
 @lru_cache(maxsize=4096)
@@ -133,7 +137,7 @@ def min_detectable_tv(
         else:
             bins, pooled_mass = int(cells), 0.0
         lam = noncentrality_needed(max(bins - 1, 1), alpha, power)
-        return float(min(1.0, math.sqrt(lam / (4 * m)) + pooled_mass))
+        return float(min(1.0, SAFETY * math.sqrt(lam / (4 * m)) + pooled_mass))
     if test == "corrected":
         if probs is None:
             raise ValueError("min_detectable_tv('corrected') needs probs")

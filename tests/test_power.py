@@ -1,0 +1,89 @@
+"""power: the min_detectable_tv claims hold (least favourable directions, a tempered sampler family)."""
+
+import numpy as np
+import pytest
+
+from autospec.targets import TabularTarget
+from verification import check_exact, exact_law, power
+from verification.calibration import single_thread
+from verification.mutants.discrete import TemperedSequential
+
+
+def test_inverse_and_monotone():
+    p = TabularTarget.random(n=3, q=3, seed=0).probs.reshape(-1).numpy()
+    tvs = [power.min_detectable_tv("pearson", m, 1e-4, probs=p) for m in (1000, 4000, 16000)]
+    assert tvs[0] > tvs[1] > tvs[2]
+    m = power.samples_for_tv(0.05, "pearson", 1e-4, probs=p)
+    assert power.min_detectable_tv("pearson", m, 1e-4, probs=p) <= 0.05
+    assert power.min_detectable_tv("pearson", int(m * 0.95), 1e-4, probs=p) > 0.05
+
+
+def test_check_exact_accepts_a_target_tv():
+    from autospec.samplers import Sequential
+
+    mu = TabularTarget.random(n=3, q=3, seed=0)
+    with single_thread():
+        result = check_exact(Sequential(), mu, tv=0.1, alpha=1e-4, seed=0)
+    assert result.min_detectable_tv <= 0.1
+    assert result.num_samples == power.samples_for_tv(0.1, "auto", 1e-4, probs=mu.probs.reshape(-1).numpy())
+    with pytest.raises(ValueError):
+        check_exact(Sequential(), mu, num_samples=100, tv=0.1)
+
+
+@pytest.mark.statistical(alpha=5e-5)
+@pytest.mark.parametrize("test", ["pearson", "corrected"])
+def test_claim_holds_in_the_least_favourable_direction(test):
+    """Simulated power (4000 reps) at the claimed TV, in the direction that minimises chi2: >= 0.99 - 4 sd."""
+    p0 = TabularTarget.random(n=4, q=3, seed=1).probs.reshape(-1).numpy()
+    m, alpha = 3000, 1e-3
+    eps = power.min_detectable_tv(test, m, alpha, probs=p0)
+    p1 = power.least_favourable(p0, eps)
+    assert 0.5 * np.abs(p1 - p0).sum() == pytest.approx(eps, rel=1e-6)
+    reps = 4000
+    estimate = power.simulated_power(test, p0, p1, m, alpha, repetitions=reps, seed=3)
+    assert estimate >= 0.99 - 4 * np.sqrt(0.99 * 0.01 / reps)
+
+
+def _tempered_settings(mu):
+    settings = []
+    for temperature in (1.0, 0.9, 0.8, 0.7, 0.5, 1.5, 2.0):
+        law = exact_law(TemperedSequential(temperature), mu)
+        settings.append((temperature, law.tv))
+    return settings
+
+
+def test_tempered_family_strong_settings_rejected():
+    """Default-suite version: every setting with exact TV >= 2x the claim is rejected in 10 of 10 seeds
+    (each has power > 1 - 1e-9 if the claim is right), and T = 1 has TV ~ 0."""
+    mu = TabularTarget.random(n=3, q=3, seed=0)
+    num_samples, alpha = 3000, 1e-4
+    with single_thread():
+        settings = _tempered_settings(mu)
+        claim = None
+        for temperature, tv in settings:
+            if temperature == 1.0:
+                assert tv < 1e-12
+                continue
+            results = [check_exact(TemperedSequential(temperature), mu, num_samples=num_samples, alpha=alpha, seed=s,
+                                   test="pearson") for s in range(10)]
+            claim = results[0].min_detectable_tv
+            if tv >= 2 * claim:
+                assert all(not r.passed for r in results), (temperature, tv, claim)
+        assert claim is not None and any(tv >= 2 * claim for _, tv in settings)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("test", ["pearson", "auto"])
+def test_tempered_family_power_claim_over_100_seeds(test):
+    """Every tempered setting with exact TV >= claimed min_detectable_tv is rejected in >= 99 of 100 seeds."""
+    mu = TabularTarget.random(n=3, q=3, seed=0)
+    alpha = 1e-4
+    with single_thread():
+        settings = _tempered_settings(mu)
+        for temperature, tv in settings:
+            if temperature == 1.0:
+                continue
+            num_samples = power.samples_for_tv(tv, test, alpha, probs=mu.probs.reshape(-1).numpy())
+            rejected = sum(not check_exact(TemperedSequential(temperature), mu, num_samples=num_samples, alpha=alpha,
+                                           seed=s, test=test).passed for s in range(100))
+            assert rejected >= 99, (temperature, tv, num_samples, rejected)
