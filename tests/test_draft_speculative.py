@@ -123,6 +123,7 @@ def test_draft_rounds_counted_separately():
     assert bool((out.rounds <= 3).all()) and bool((out.rounds >= 1).all())
 
 
+@pytest.mark.statistical(alpha=1e-6)
 def test_check_exact_passes_multi_random_order():
     """Statistical check at a larger size than enumeration allows (alpha = 1e-6, fixed seed)."""
     target = TabularTarget.random(n=4, q=3, seed=21, concentration=0.7)

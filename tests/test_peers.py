@@ -68,6 +68,7 @@ def test_hf_ensemble_mode_flagged():
     assert law.tv(TARGET.probs) > 1e-3
 
 
+@pytest.mark.statistical(alpha=1e-6)
 def test_hf_end_to_end_with_real_generator():
     """The real routine and torch's real generator, chi-square against the target (alpha = 1e-6, fixed seed)."""
     hf, _, _ = _transformers()
@@ -76,6 +77,7 @@ def test_hf_end_to_end_with_real_generator():
     assert result.passed, result.summary()
 
 
+@pytest.mark.statistical(alpha=1e-6)
 def test_ddpm_scheduler_matches_exact_chain_law():
     dd = _diffusers()
     cell = dd.audit_ddpm(steps=50, num_samples=20_000, alpha=1e-6, seed=0)
