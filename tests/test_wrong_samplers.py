@@ -26,7 +26,7 @@ def test_flagged_by_exact_law_and_check_exact(name, mutants):
     assert result.worst_cells and result.tv_upper >= result.tv_estimate
 
 
-@pytest.mark.statistical(alpha=3 * ALPHA)
+@pytest.mark.statistical(alpha=ALPHA / 3)
 @pytest.mark.parametrize("sampler_name", ["Sequential", "TokenSpeculative", "SequenceSpeculative"])
 def test_correct_samplers_pass_check_exact(sampler_name):
     from autospec import samplers
