@@ -167,5 +167,5 @@ def test_hmm_large_n_and_speculative_exact_statistics():
     answer = big.oracle().answer(partial)
     assert torch.isfinite(answer.marginals).all() and ((answer.marginals.sum(-1) - 1).abs() < 1e-9).all()
     assert abs(float(big.ones_law().sum()) - 1) < 1e-9
-    result = check_exact(SequenceSpeculative(AdaptiveBlockSize(maximum=16)), HMMTarget.sticky(96), num_samples=600, alpha=ALPHA, seed=3)
+    result = check_exact(SequenceSpeculative(AdaptiveBlockSize(maximum=8)), HMMTarget.sticky(64), num_samples=400, alpha=ALPHA, seed=3)
     assert result.test == "chi2-statistics-holm" and result.passed, result.summary()

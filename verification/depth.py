@@ -129,6 +129,7 @@ class DepthConfig:
     seed: int = 0
     chunk_floats: int = 2**22
     sequential_samples_large: int = 1
+    family_max_n: dict = field(default_factory=dict)  # family -> largest n run (quick: neural to 1024)
     fixed_samples_large: int | None = None  # cap on samples for fixed block sizes at n >= 4096 (quick: 1)
 
 
@@ -143,7 +144,7 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
     results = {"meta": {"device": config.device, "torch": torch.__version__, "ns": config.ns, "families": config.families,
                         "fixed_block_sizes": config.fixed, "adaptive_policies": list(config.adaptive_policies) if config.adaptive else [],
                         "samples_per_n": {str(k): v for k, v in config.samples.items()},
-                        "sequential_samples_large": config.sequential_samples_large, "fixed_samples_large": config.fixed_samples_large,
+                        "sequential_samples_large": config.sequential_samples_large, "family_max_n": config.family_max_n, "fixed_samples_large": config.fixed_samples_large,
                         "theory": THEORY,
                         "cuda_device": torch.cuda.get_device_name(0) if config.device.startswith("cuda") else None},
                "records": [], "fits": []}
@@ -156,6 +157,8 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
     policies = [str(k) for k in config.fixed] + (list(config.adaptive_policies) if config.adaptive else [])
     for family in config.families:
         for n in config.ns:
+            if n > config.family_max_n.get(family, n):
+                continue
             target = make_target(family, n)
             oracle = target.oracle(config.device) if hasattr(target, "oracle") else target
             for kind in config.samplers:
@@ -436,7 +439,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="few samples per n (finishes in minutes on a laptop CPU)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default="reports/depth", help="folder for depth.json")
-    parser.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, from {sorted(FAMILIES) + ['neural']}")
+    parser.add_argument("--families", default=",".join(list(FAMILIES) + ["neural"]),
+                        help=f"comma-separated, from {sorted(FAMILIES) + ['neural']} (neural: rounds and wall-clock only; to n = 1024 with --quick)")
     parser.add_argument("--max-n", type=int, default=4096, help="largest n (powers of two from 16)")
     parser.add_argument("--min-n", type=int, default=16)
     parser.add_argument("--fixed", default=None, help="fixed block sizes, comma-separated (default 16 with --quick, else 4,16,64; '' for none)")
@@ -467,7 +471,8 @@ def run_from_args(args) -> int:
     samples = {n: (args.samples or _default_samples(n, args.quick)) for n in ns}
     config = DepthConfig(ns=ns, families=families, fixed=[int(k) for k in (("16" if args.quick else "4,16,64") if args.fixed is None else args.fixed).split(",") if k], samples=samples, device=device,
                          samplers=[k for k in args.samplers.split(",") if k], adaptive_policies=policies, seed=args.seed,
-                         fixed_samples_large=1 if (args.quick and args.samples is None) else None)
+                         fixed_samples_large=1 if (args.quick and args.samples is None) else None,
+                         family_max_n={"neural": 1024} if args.quick else {})
     print(f"depth grid on {device}: n = {ns}, families = {families}")
     results = run_depth(config, args.out)
     print(format_table(results))
