@@ -129,7 +129,8 @@ class DepthConfig:
     seed: int = 0
     chunk_floats: int = 2**22
     sequential_samples_large: int = 1
-    family_max_n: dict = field(default_factory=dict)  # family -> largest n run (quick: neural to 1024)
+    family_max_n: dict = field(default_factory=dict)  # family -> largest n run (quick: neural to 256)
+    fixed_max_n: int | None = None  # largest n for fixed block sizes (quick: 1024; 4096 runs the adaptive policy)
     fixed_samples_large: int | None = None  # cap on samples for fixed block sizes at n >= 4096 (quick: 1)
 
 
@@ -144,7 +145,7 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
     results = {"meta": {"device": config.device, "torch": torch.__version__, "ns": config.ns, "families": config.families,
                         "fixed_block_sizes": config.fixed, "adaptive_policies": list(config.adaptive_policies) if config.adaptive else [],
                         "samples_per_n": {str(k): v for k, v in config.samples.items()},
-                        "sequential_samples_large": config.sequential_samples_large, "family_max_n": config.family_max_n, "fixed_samples_large": config.fixed_samples_large,
+                        "sequential_samples_large": config.sequential_samples_large, "family_max_n": config.family_max_n, "fixed_max_n": config.fixed_max_n, "fixed_samples_large": config.fixed_samples_large,
                         "theory": THEORY,
                         "cuda_device": torch.cuda.get_device_name(0) if config.device.startswith("cuda") else None},
                "records": [], "fits": []}
@@ -166,6 +167,8 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
                 if kind == "sequential" and n >= 1024:
                     num = min(num, config.sequential_samples_large)  # depth is n by construction: one sample shows it
                 for policy in (["-"] if kind == "sequential" else policies):
+                    if kind != "sequential" and policy not in ADAPTIVE_POLICIES and config.fixed_max_n and n > config.fixed_max_n:
+                        continue
                     if kind != "sequential" and policy not in ADAPTIVE_POLICIES and n >= 4096 and config.fixed_samples_large:
                         num = min(config.samples.get(n, _default_samples(n, True)), config.fixed_samples_large)
                     elif kind != "sequential":
@@ -436,11 +439,13 @@ QUICK_NS = [2**k for k in range(4, 13)]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="few samples per n (finishes in minutes on a laptop CPU)")
+    parser.add_argument("--quick", action="store_true",
+                        help="n = 16, 64, 256, 1024, 4096, few samples; fixed blocks to n = 1024, the adaptive policy to 4096, "
+                             "neural to 256 (about 7 minutes on a loaded 2-core CPU)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", default="reports/depth", help="folder for depth.json")
     parser.add_argument("--families", default=",".join(list(FAMILIES) + ["neural"]),
-                        help=f"comma-separated, from {sorted(FAMILIES) + ['neural']} (neural: rounds and wall-clock only; to n = 1024 with --quick)")
+                        help=f"comma-separated, from {sorted(FAMILIES) + ['neural']} (neural: rounds and wall-clock only; to n = 256 with --quick)")
     parser.add_argument("--max-n", type=int, default=4096, help="largest n (powers of two from 16)")
     parser.add_argument("--min-n", type=int, default=16)
     parser.add_argument("--fixed", default=None, help="fixed block sizes, comma-separated (default 16 with --quick, else 4,16,64; '' for none)")
@@ -472,7 +477,7 @@ def run_from_args(args) -> int:
     config = DepthConfig(ns=ns, families=families, fixed=[int(k) for k in (("16" if args.quick else "4,16,64") if args.fixed is None else args.fixed).split(",") if k], samples=samples, device=device,
                          samplers=[k for k in args.samplers.split(",") if k], adaptive_policies=policies, seed=args.seed,
                          fixed_samples_large=1 if (args.quick and args.samples is None) else None,
-                         family_max_n={"neural": 1024} if args.quick else {})
+                         family_max_n={"neural": 256} if args.quick else {}, fixed_max_n=1024 if args.quick else None)
     print(f"depth grid on {device}: n = {ns}, families = {families}")
     results = run_depth(config, args.out)
     print(format_table(results))
