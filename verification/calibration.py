@@ -107,6 +107,7 @@ def run_calibration(pairs=None, tests=("pearson",), num_seeds: int = 200, num_sa
                     "alpha": alpha, "rejections": rejections, "rejection_rate": rejections / num_seeds,
                     "binomial_interval": [low, high], "interval_level": interval, "one_sided": one_sided,
                     "passed": bool(rate_ok and ks_ok), "seconds": time.perf_counter() - start,
+                    "p_values": [float(v) for v in p],
                 })
     return {"stage": "calibration", "passed": all(r["passed"] for r in rows), "rows": rows,
             "note": "p-values of disjoint blocks of one seeded run (iid blocks = independent seeds)"}
