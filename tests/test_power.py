@@ -87,3 +87,25 @@ def test_tempered_family_power_claim_over_100_seeds(test):
             rejected = sum(not check_exact(TemperedSequential(temperature), mu, num_samples=num_samples, alpha=alpha,
                                            seed=s, test=test).passed for s in range(100))
             assert rejected >= 99, (temperature, tv, num_samples, rejected)
+
+
+def _panel_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "power_panel.py"
+    spec = importlib.util.spec_from_file_location("power_panel", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_auto_within_1_5x_of_best_single_test_small_panel():
+    for row in _panel_module().panel(sizes=range(4, 6)):
+        assert row["auto_over_best"] <= 1.5, row
+
+
+@pytest.mark.slow
+def test_auto_within_1_5x_of_best_single_test_full_panel():
+    for row in _panel_module().panel(sizes=range(4, 9)):
+        assert row["auto_over_best"] <= 1.5, row
