@@ -61,7 +61,7 @@ def samples_needed(test, p0, p1, laws, alpha=1e-3, target_power=0.9) -> int:
         if high > 2**34:
             return -1
     while high - low > max(1, low // 100):
-        mid = int(math.sqrt(low * high))
+        mid = max(low + 1, min(high - 1, int(math.sqrt(low * high))))
         low, high = (low, mid) if ok(mid) else (mid, high)
     return high
 

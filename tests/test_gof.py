@@ -130,4 +130,4 @@ def test_marginal_family_and_auto_pass_exact_samples():
 
 def test_auto_chooses_by_density():
     assert gof.choose_joint_test(81, 10_000) == "pearson"
-    assert gof.choose_joint_test(6561, 1000) == "corrected"
+    assert gof.choose_joint_test(6561, 1000) == "pearson+corrected"

@@ -27,7 +27,7 @@ taken over the least favourable direction:
   is tested at least at alpha / M; the bound is the largest per-statistic
   detectable TV **of that statistic's law** (marginals cannot bound the joint
   TV: a joint deviation with exact marginals is invisible to them).
-* auto: the joint part at alpha / 2 (auto rejects whenever it does).
+* auto: the best of its joint parts at alpha / c, c its number of parts (auto rejects whenever a part does).
 
 The approximations (non-central chi-square, normal tail) are validated by
 simulation in tests/test_power.py (least favourable directions and a tempered
@@ -124,8 +124,10 @@ def min_detectable_tv(
     if test == "auto":
         if probs is None and cells is None:
             return min_detectable_tv("marginals", m, alpha, power, statistics=statistics)
-        joint = gof.choose_joint_test(cells if probs is None else int((np.asarray(probs) > 0).sum()), m)
-        return min_detectable_tv(joint, m, alpha / 2, power, probs=probs, cells=cells)
+        k = cells if probs is None else int((np.asarray(probs) > 0).sum())
+        parts = gof.auto_parts(k, m, True)  # the marginal family is a part whenever a table is tested by check_exact
+        joint = [part for part in parts if part != "marginals" and (probs is not None or part == "pearson")]
+        return min(min_detectable_tv(part, m, alpha / len(parts), power, probs=probs, cells=cells) for part in joint)
     if test == "marginals":
         if not statistics:
             raise ValueError("min_detectable_tv('marginals') needs the exact statistics")
@@ -196,18 +198,22 @@ def power_at(test: str, p0, p1, num_samples: int, alpha: float, statistics_laws=
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 lam = 2 * m * float(np.where(b1 > 0, b1 * np.log(b1 / b0), 0.0).sum())
-        return float(stats.ncx2.sf(stats.chi2.isf(alpha, df), df, lam))
+        if df < 1:
+            return 0.0  # everything pooled: the test cannot reject
+        critical = stats.chi2.isf(alpha, df)
+        value = float(stats.ncx2.sf(critical, df, lam))
+        if math.isnan(value):  # scipy's series fails for very large lambda: normal approximation
+            value = float(stats.norm.sf((critical - df - lam) / math.sqrt(2 * (df + 2 * lam))))
+        return value
     if test == "corrected":
         return _corrected_power(p0, p1, m, alpha)
     if test == "marginals":
         M = len(statistics_laws)
         return max(power_at("pearson", a, b, m, alpha / M) for a, b in statistics_laws)
     if test == "auto":
-        joint = gof.choose_joint_test(int((p0 > 0).sum()), m)
-        best = power_at(joint, p0, p1, m, alpha / 2)
-        if statistics_laws:
-            best = max(best, power_at("marginals", p0, p1, m, alpha / 2, statistics_laws))
-        return best
+        parts = gof.auto_parts(int((p0 > 0).sum()), m, bool(statistics_laws))
+        values = [power_at(part, p0, p1, m, alpha / len(parts), statistics_laws) for part in parts]
+        return max(v for v in values if not math.isnan(v))
     raise ValueError(f"unknown test {test!r}")
 
 
