@@ -24,8 +24,9 @@ TINY = {
     "calibration_samplers": ["Sequential"],
     "calibration_runs": 12,
     "calibration_samples": 500,
-    "depth_ns": [4, 8, 16],
-    "depth_samples": 50,
+    "draft_samplers": [],
+    "depth_ns": [16, 32],
+    "depth_samples": 8,
     "diffusion_samples": 1000,
 }
 # One or two cells of every stage.

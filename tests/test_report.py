@@ -13,8 +13,8 @@ from verification.report import render_report
 
 ONLY = ["exact/Sequential/*", "check/SequenceSpeculative(block_size=3)/tab-n4q3-zeros/*", "calibration/Sequential/*",
         "mutation/mutant:no-verification/*", "depth/*", "diffusion/ASD/*"]
-SMALL = {"num_samples": 3000, "calibration_runs": 12, "calibration_samples": 500, "depth_ns": [4, 8, 16],
-         "depth_samples": 50, "diffusion_samples": 1000}
+SMALL = {"num_samples": 3000, "calibration_runs": 12, "calibration_samples": 500, "depth_ns": [16, 32],
+         "depth_samples": 8, "diffusion_samples": 1000}
 
 
 @pytest.fixture(scope="module")

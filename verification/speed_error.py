@@ -17,7 +17,7 @@ from autospec.targets import TabularTarget
 from autospec.targets.perturbed import TemperedOracle
 from verification.exact import exact_law
 
-__all__ = ["speed_error_rows", "format_table", "run_baseline_table", "run_draft_speculative_checks", "cells_from_rows", "EXACT_TV", "FLAG_TV", "instances"]
+__all__ = ["speed_error_row", "speed_error_rows", "format_table", "run_baseline_table", "run_draft_speculative_checks", "cells_from_rows", "EXACT_TV", "FLAG_TV", "instances"]
 
 EXACT_TV = 1e-10  # a sampler claiming exactness must be this close (rounding only)
 FLAG_TV = 1e-3  # an inexact baseline must be at least this far, or the instance is too easy to flag it
@@ -27,7 +27,6 @@ def instances(quick: bool = True) -> list[TabularTarget]:
     if quick:
         return [TabularTarget.random(n=2, q=3, seed=3, concentration=0.5)]
     return [TabularTarget.random(n=3, q=3, seed=3, concentration=0.5), TabularTarget.random(n=3, q=2, seed=4, concentration=0.5)]
-    return targets
 
 
 def samplers_for(target, quick: bool = True) -> list:
@@ -46,31 +45,33 @@ def samplers_for(target, quick: bool = True) -> list:
     return baselines + exact
 
 
+def speed_error_row(sampler, target) -> dict:
+    """One row: the sampler's exact TV and expected rounds on ``target``, and its verdict."""
+    start = time.perf_counter()
+    law = exact_law(sampler, target)
+    claims = bool(getattr(sampler, "exact", True))
+    tv = law.tv
+    if claims:
+        verdict = "exact" if tv < EXACT_TV and law.unexplored_mass < EXACT_TV else "NOT EXACT"
+    else:
+        verdict = "flagged" if tv > FLAG_TV else "not flagged on this instance"
+    return {
+        "sampler": getattr(sampler, "name", type(sampler).__name__),
+        "target": target.name,
+        "draft": getattr(sampler, "draft_name", None),
+        "claims_exact": claims,
+        "tv": tv,
+        "unexplored_mass": law.unexplored_mass,
+        "expected_rounds": law.expected_rounds,
+        "expected_queries": law.expected_queries,
+        "leaves": law.leaves,
+        "verdict": verdict,
+        "seconds": time.perf_counter() - start,
+    }
+
+
 def speed_error_rows(quick: bool = True) -> list[dict]:
-    rows = []
-    for target in instances(quick):
-        for sampler in samplers_for(target, quick):
-            start = time.perf_counter()
-            law = exact_law(sampler, target)
-            claims = bool(getattr(sampler, "exact", True))
-            tv = law.tv
-            if claims:
-                verdict = "exact" if tv < EXACT_TV and law.unexplored_mass < EXACT_TV else "NOT EXACT"
-            else:
-                verdict = "flagged" if tv > FLAG_TV else "not flagged on this instance"
-            rows.append({
-                "sampler": getattr(sampler, "name", type(sampler).__name__),
-                "target": target.name,
-                "draft": getattr(sampler, "draft_name", None),
-                "claims_exact": claims,
-                "tv": tv,
-                "expected_rounds": law.expected_rounds,
-                "expected_queries": law.expected_queries,
-                "leaves": law.leaves,
-                "verdict": verdict,
-                "seconds": time.perf_counter() - start,
-            })
-    return rows
+    return [speed_error_row(sampler, target) for target in instances(quick) for sampler in samplers_for(target, quick)]
 
 
 def format_table(rows: list[dict]) -> str:

@@ -14,6 +14,10 @@ from typing import Any
 __all__ = ["AuditConfig", "MODES", "cell_seed"]
 
 
+# Draft-model speculative decoding (verification.audit.controls), every rule, drafts made from the target.
+DRAFT_SPECULATIVE = ["DraftSpeculative(token)", "DraftSpeculative(block)", "DraftSpeculative(multi)",
+                     "DraftSpeculative(token,argmax)", "DraftSpeculative(block,argmax)", "DraftSpeculative(multi,mixed)"]
+
 MODES: dict[str, dict[str, Any]] = {
     # quick: small enough for a fresh clone on two cores in a few minutes.
     "quick": {
@@ -23,16 +27,22 @@ MODES: dict[str, dict[str, Any]] = {
         "check_samplers": ["Sequential", "TokenSpeculative(2)", "SequenceSpeculative(2)", "TokenSpeculative(3)", "SequenceSpeculative(3)"],
         "num_samples": 20_000,
         "alpha": 1e-4,
+        # draft-model speculative decoding: every rule on small targets (multi-draft enumeration grows fast)
+        "draft_samplers": DRAFT_SPECULATIVE[:3],
+        "draft_exact_targets": ["tab-n3q2-zeros"],
+        "draft_check_targets": ["tab-n4q3-zeros", "markov-n12q2"],
         "calibration_samplers": ["Sequential", "SequenceSpeculative(2)"],
         "calibration_target": "tab-n3q2-zeros",
-        "calibration_runs": 40,
-        "calibration_samples": 2_000,
+        "calibration_tests": ["pearson"],
+        "calibration_runs": 200,
+        "calibration_samples": 300,
         "calibration_alpha": 1e-3,
-        "mutant_exact_target": "tab-n3q2-zeros",
-        "mutant_check_targets": ["tab-n4q3-zeros", "markov-n12q2"],
-        "depth_ns": [8, 16, 32, 64],
-        "depth_samples": 200,
+        "mutant_seeds": 1,
+        "depth_ns": [16, 32, 64, 128],
+        "depth_samples": 64,
         "diffusion_samples": 4_000,
+        "speed_error": "quick",  # the instances of verification.speed_error
+        "peers": True,  # third-party audits (verification.peers), about 45 s
     },
     "full": {
         "exact_targets": ["tab-n3q2-zeros", "tab-n3q3", "tab-n4q2-zeros"],
@@ -41,16 +51,21 @@ MODES: dict[str, dict[str, Any]] = {
         "check_samplers": ["Sequential", "TokenSpeculative(2)", "SequenceSpeculative(2)", "TokenSpeculative(4)", "SequenceSpeculative(4)"],
         "num_samples": 100_000,
         "alpha": 1e-5,
-        "calibration_samplers": ["Sequential", "TokenSpeculative(3)", "SequenceSpeculative(3)"],
+        "draft_samplers": DRAFT_SPECULATIVE,
+        "draft_exact_targets": ["tab-n3q2-zeros"],
+        "draft_check_targets": ["tab-n4q3-zeros", "tab-n6q2", "markov-n12q2", "markov-sticky-n24q2"],
+        "calibration_samplers": ["Sequential", "TokenSpeculative(3)", "SequenceSpeculative(3)", "DraftSpeculative(block)"],
         "calibration_target": "tab-n3q3",
+        "calibration_tests": ["pearson", "likelihood-ratio", "marginals"],
         "calibration_runs": 200,
-        "calibration_samples": 5_000,
+        "calibration_samples": 1_000,
         "calibration_alpha": 1e-3,
-        "mutant_exact_target": "tab-n3q2-zeros",
-        "mutant_check_targets": ["tab-n4q3-zeros", "markov-sticky-n24q2"],
-        "depth_ns": [8, 16, 32, 64, 128, 256],
+        "mutant_seeds": 10,
+        "depth_ns": [16, 32, 64, 128, 256, 512],
         "depth_samples": 500,
         "diffusion_samples": 20_000,
+        "speed_error": "full",
+        "peers": True,
     },
 }
 

@@ -40,8 +40,8 @@ PLUGIN_MODULES = [
     "verification.depth",
     "verification.two_sample",
     "verification.diffusion_check",
-    "verification.baselines",
-    "verification.adapters",
+    "verification.audit.controls",
+    "verification.audit.third_party",
     "autospec.samplers",
 ]
 

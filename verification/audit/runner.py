@@ -206,10 +206,12 @@ def environment() -> dict:
 
 
 def failing_cells(cells: dict[str, dict]) -> list[dict]:
-    """Cells that fail the audit: fail and error, and the cells of a mutant that no cell caught."""
+    """Cells that fail the audit: fail and error, the cells of a mutant that no cell caught, and
+    negative controls (inexact baselines) left undetected."""
     caught = {c["sampler"] for c in cells.values() if c["verdict"] == "caught"}
     return [c for c in cells.values()
-            if c["verdict"] in ("fail", "error") or (c["verdict"] == "missed" and c["sampler"] not in caught)]
+            if c["verdict"] in ("fail", "error") or (c["verdict"] == "missed" and c["sampler"] not in caught)
+            or (c["verdict"] == "undetected" and c.get("negative_control"))]
 
 
 def _summary(cells: dict[str, dict]) -> dict:
@@ -220,8 +222,9 @@ def _summary(cells: dict[str, dict]) -> dict:
     return {
         "counts": dict(sorted(counts.items())),
         "failures": [c["id"] for c in failures],
-        "failing_samplers": sorted({c["sampler"] for c in failures if c["verdict"] != "missed"}),
+        "failing_samplers": sorted({c["sampler"] for c in failures if c["verdict"] in ("fail", "error")}),
         "missed_mutants": sorted({c["sampler"] for c in failures if c["verdict"] == "missed"}),
+        "unflagged_controls": sorted({c["sampler"] for c in failures if c["verdict"] == "undetected"}),
     }
 
 

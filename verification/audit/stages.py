@@ -34,8 +34,6 @@ from verification.audit.registry import (
 
 EXACT_TOLERANCE = 1e-9  # exact-law TV above this is an algebra slip, not rounding
 
-FAILING_VERDICTS = {"fail", "missed", "error"}
-
 
 def _spec(stage: str, sampler_ref: str, sampler: Any, target: str, check: str, **params) -> dict:
     name = sampler_label(sampler)
@@ -60,6 +58,15 @@ def _sampler_refs(config, key: str) -> list[tuple[str, Any]]:
     return refs
 
 
+def _pairs(config, samplers_key: str, targets_key: str) -> list[tuple[str, Any, str]]:
+    """(ref, sampler, target) of the main matrix, then of the draft-model samplers on their own
+    (smaller) targets: enumerating a multi-draft sampler on n = 3, q = 3 takes minutes."""
+    pairs = [(ref, s, t) for ref, s in _sampler_refs(config, samplers_key) for t in config.setting(targets_key)]
+    drafts = [(ref, build_sampler(ref)) for ref in config.setting("draft_samplers")]
+    draft_targets = config.setting("draft_" + targets_key)
+    return pairs + [(ref, s, t) for ref, s in drafts for t in draft_targets]
+
+
 def judge(spec: dict, rejected: bool) -> str:
     """Verdict of a cell whose check rejected (or not) the hypothesis "exact"."""
     if spec.get("mutant"):
@@ -72,11 +79,7 @@ def judge(spec: dict, rejected: bool) -> str:
 # ---------------------------------------------------------------- exact law
 
 def plan_exact(config) -> list[dict]:
-    cells = []
-    for ref, sampler in _sampler_refs(config, "exact_samplers"):
-        for target in config.setting("exact_targets"):
-            cells.append(_spec("exact", ref, sampler, target, "exact-law"))
-    return cells
+    return [_spec("exact", ref, sampler, target, "exact-law") for ref, sampler, target in _pairs(config, "exact_samplers", "exact_targets")]
 
 
 def run_exact(spec: dict, seed: int) -> dict:
@@ -109,12 +112,9 @@ def run_exact(spec: dict, seed: int) -> dict:
 # ---------------------------------------------------------------- statistical check
 
 def plan_check(config) -> list[dict]:
-    cells = []
-    for ref, sampler in _sampler_refs(config, "check_samplers"):
-        for target in config.setting("check_targets"):
-            cells.append(_spec("check", ref, sampler, target, "check_exact",
-                               num_samples=config.setting("num_samples"), alpha=config.setting("alpha")))
-    return cells
+    return [_spec("check", ref, sampler, target, "check_exact", num_samples=config.setting("num_samples"),
+                  alpha=config.setting("alpha"))
+            for ref, sampler, target in _pairs(config, "check_samplers", "check_targets")]
 
 
 def _check_evidence(result) -> dict:
@@ -149,90 +149,72 @@ def run_check(spec: dict, seed: int) -> dict:
 def plan_calibration(config) -> list[dict]:
     target = config.setting("calibration_target")
     return [
-        _spec("calibration", ref, build_sampler(ref), target, "p-value-uniformity",
+        _spec("calibration", ref, build_sampler(ref), target, f"p-value-uniformity ({test})", test=test,
               runs=config.setting("calibration_runs"), num_samples=config.setting("calibration_samples"),
               alpha=config.setting("calibration_alpha"))
-        for ref in config.setting("calibration_samplers")
+        for ref in config.setting("calibration_samplers") for test in config.setting("calibration_tests")
     ]
 
 
 def run_calibration_cell(spec: dict, seed: int) -> dict:
-    """p-values of check_exact over many seeds must not be smaller than uniform ones.
+    """``verification.calibration.run_calibration`` on one (sampler, target, test).
 
-    A valid test has P(p <= a) <= a at every level a; conservative (discrete,
-    pooled, Holm-adjusted) tests pile p-values at 1, which is allowed.  So the
-    verdict is the one-sided KS test for an empirical CDF above the uniform
-    one (too many small p-values: false fails beyond the stated alpha); the
-    two-sided KS p-value is reported too.
+    Its p-values over ``runs`` independent blocks must be uniform (KS at
+    ``alpha``) and its rejection count at level 0.05 inside the 99% binomial
+    interval; conservative tests (Holm, Bonferroni) are held to the upper end
+    only.
     """
-    from scipy import stats
+    from verification.calibration import run_calibration
 
-    from verification.check import check_exact
-
-    sampler = build_sampler(spec["sampler_ref"])
-    target = build_target(spec["target"])
     params = spec["params"]
-    rng = np.random.default_rng(seed)
-    seeds = rng.integers(0, 2**62, size=params["runs"])
-    p_values = [check_exact(sampler, target, num_samples=params["num_samples"], alpha=0.5, seed=int(s)).p_value for s in seeds]
-    ks = stats.kstest(p_values, "uniform", alternative="greater")
-    two_sided = stats.kstest(p_values, "uniform")
+    pair = (build_sampler(spec["sampler_ref"]), build_target(spec["target"]))
+    result = run_calibration([pair], tests=(params["test"],), num_seeds=params["runs"], num_samples=params["num_samples"],
+                             ks_alpha=float(params["alpha"]), seed=seed % 2**31)
+    row = result["rows"][0]
     evidence = {
-        "statistic": float(ks.statistic),
-        "p_value": float(ks.pvalue),
-        "alpha": params["alpha"],
-        "test": "one-sided KS: check_exact p-values not stochastically smaller than U(0, 1)",
-        "two_sided_ks_p": float(two_sided.pvalue),
-        "rejection_rates": {str(a): float(np.mean(np.asarray(p_values) <= a)) for a in (0.01, 0.05, 0.1, 0.25, 0.5)},
-        "runs": params["runs"],
-        "num_samples": params["num_samples"],
-        "p_values": [float(p) for p in p_values],
+        "test": f"{row['test']}: KS uniformity of p-values" + (" (one-sided: conservative test)" if row["one_sided"] else ""),
+        "statistic": row["ks_statistic"], "p_value": row["ks_p_value"], "alpha": row["ks_alpha"],
+        "rejections": row["rejections"], "rejection_alpha": row["alpha"], "binomial_interval": row["binomial_interval"],
+        "runs": row["num_seeds"], "num_samples": row["num_samples"], "p_values": row["p_values"],
     }
-    return {"verdict": judge(spec, rejected=ks.pvalue <= params["alpha"]), "evidence": evidence}
+    return {"verdict": judge(spec, rejected=not row["passed"]), "evidence": evidence}
 
 
 # ---------------------------------------------------------------- mutation
 
 def plan_mutation(config) -> list[dict]:
     from verification.mutants import catalogue
+    from verification.mutation import instance_for
 
     cells = []
     for mutant in catalogue("discrete"):
-        ref = f"mutant:{mutant.name}"
-        sampler = mutant.make()
-        cells.append(_spec("mutation", ref, sampler, config.setting("mutant_exact_target"), "exact-law",
-                           mutant=mutant.name, description=mutant.description))
-        for target in config.setting("mutant_check_targets"):
-            cells.append(_spec("mutation", ref, sampler, target, "check_exact",
-                               mutant=mutant.name, description=mutant.description,
-                               num_samples=config.setting("num_samples"), alpha=config.setting("alpha")))
-    for cell in cells:
-        name = cell["params"]["mutant"]
-        cell.update(claims_exact=False, mutant=True, sampler=f"mutant:{name}",
-                    id=f"mutation/mutant:{name}/{cell['target']}/{cell['check']}")
+        cell = _spec("mutation", f"mutant:{mutant.name}", mutant.make(), instance_for(mutant).name, "exact-law + check_exact",
+                     mutant=mutant.name, description=" ".join(mutant.description.split()),
+                     num_seeds=config.setting("mutant_seeds"), alpha=config.setting("alpha"))
+        cell.update(claims_exact=False, mutant=True, sampler=f"mutant:{mutant.name}",
+                    id=f"mutation/mutant:{mutant.name}/{cell['target']}/{cell['check']}")
+        cells.append(cell)
     return cells
 
 
-def run_mutation(spec: dict, seed: int) -> dict:
-    outcome = run_exact(spec, seed) if spec["check"] == "exact-law" else run_check(spec, seed)
-    outcome["evidence"]["mutant"] = spec["params"]["mutant"]
-    outcome["evidence"]["description"] = " ".join((spec["params"].get("description") or "").split())
-    return outcome
+def run_mutation_cell(spec: dict, seed: int) -> dict:
+    """``verification.mutation.run_mutation`` on one mutant, on its own instance.
+
+    Caught when its exact law is off (TV > 1e-10, a proof) and the
+    statistical check (default budget) rejects it in 99% of the seeds, the
+    latter only where the TV is at least the check's min_detectable_tv.
+    """
+    from verification.mutation import run_mutation
+
+    params = spec["params"]
+    result = run_mutation([params["mutant"]], num_seeds=params["num_seeds"], alpha=float(params["alpha"]), seed=seed % 2**31)
+    row = result["rows"][0]
+    return {"verdict": judge(spec, rejected=result["passed"]), "evidence": dict(row)}
 
 
 # ---------------------------------------------------------------- depth
 
-DEPTH_SAMPLERS = ["Sequential", "TokenSpeculative(adaptive)", "SequenceSpeculative(adaptive)"]
-THEORY_EXPONENTS = {"Sequential": 1.0, "TokenSpeculative(adaptive)": 2 / 3, "SequenceSpeculative(adaptive)": 0.5}
-
-
-def _depth_sampler(key: str):
-    from autospec.samplers import AdaptiveBlockSize, SequenceSpeculative, Sequential, TokenSpeculative
-
-    if key == "Sequential":
-        return Sequential()
-    cls = TokenSpeculative if key.startswith("Token") else SequenceSpeculative
-    return cls(AdaptiveBlockSize())
+DEPTH_SAMPLERS = {"Sequential": "sequential", "TokenSpeculative(adaptive)": "token", "SequenceSpeculative(adaptive)": "sequence"}
 
 
 def plan_depth(config) -> list[dict]:
@@ -245,27 +227,32 @@ def plan_depth(config) -> list[dict]:
 
 
 def run_depth_cell(spec: dict, seed: int) -> dict:
-    """Mean rounds and queries per sample on sticky chains of growing n; slope of the log-log fit."""
-    from autospec import Randomness
-    from autospec.targets.markov_chain import MarkovChainTarget
+    """``verification.depth.run_depth`` for one sampler (adaptive block size) on sticky chains (family
+    "markov"): mean rounds and queries with 95% intervals, the OLS exponent with its interval, theory."""
+    from verification import depth
 
-    sampler = _depth_sampler(spec["sampler_ref"])
-    ns, rounds, queries = spec["params"]["ns"], [], []
-    for i, n in enumerate(ns):
-        target = MarkovChainTarget.sticky(n, 2, stay=0.9)
-        out = sampler.sample(target.oracle(), spec["params"]["num_samples"], Randomness(seed + i))
-        rounds.append(float(out.rounds.double().mean()))
-        queries.append(float(out.queries.double().mean()))
-    log_n = np.log(ns)
-    slope_r, intercept_r = np.polyfit(log_n, np.log(rounds), 1)
-    slope_q, intercept_q = np.polyfit(log_n, np.log(queries), 1)
+    params = spec["params"]
+    kind = DEPTH_SAMPLERS[spec["sampler_ref"]]
+    config = depth.DepthConfig(ns=list(params["ns"]), families=["markov"], samplers=[kind], fixed=[], adaptive=True,
+                               samples={n: params["num_samples"] for n in params["ns"]}, seed=seed % 2**31,
+                               sequential_samples_large=params["num_samples"])
+    result = depth.run_depth(config, log=lambda *args, **kwargs: None)
+    records = sorted(result["records"], key=lambda r: r["n"])
+    fit = next(f for f in result["fits"] if f["policy"] == ("-" if kind == "sequential" else "adaptive"))
+    fitted = [r for r in records if r["n"] in fit["ns"]]
+
+    def intercept(key: str, slope: float) -> float:  # an OLS line passes through the means of the logs
+        return float(np.mean(np.log([r[key] for r in fitted])) - slope * np.mean(np.log(fit["ns"])))
+
     evidence = {
-        "ns": ns, "mean_rounds": rounds, "mean_queries": queries,
-        "rounds_exponent": float(slope_r), "rounds_intercept": float(intercept_r),
-        "queries_exponent": float(slope_q), "queries_intercept": float(intercept_q),
-        "theory_exponent": THEORY_EXPONENTS.get(spec["sampler_ref"]),
-        "num_samples": spec["params"]["num_samples"],
-        "note": "built-in depth sweep (verification.depth supplies the full experiment when present)",
+        "ns": [r["n"] for r in records], "mean_rounds": [r["rounds_mean"] for r in records],
+        "rounds_ci": [r["rounds_ci"] for r in records],
+        "mean_queries": [r["queries_mean"] for r in records], "queries_ci": [r["queries_ci"] for r in records],
+        "rounds_exponent": fit["slope"], "rounds_exponent_ci": fit["slope_ci"], "fit_ns": fit["ns"],
+        "rounds_intercept": intercept("rounds_mean", fit["slope"]),
+        "queries_exponent": fit["queries_slope"], "queries_intercept": intercept("queries_mean", fit["queries_slope"]),
+        "theory_exponent": fit["theory"], "lower_bound_exponent": fit["lower_bound"],
+        "num_samples": params["num_samples"], "family": "markov (sticky chain, q=2, stay=0.9)",
     }
     return {"verdict": "info", "evidence": evidence}
 
@@ -379,7 +366,7 @@ def jsonable(value):
 register_stage(Stage("exact", plan_exact, run_exact, "Exact law by enumeration", order=10), replace=False)
 register_stage(Stage("check", plan_check, run_check, "Statistical check against the exact law", order=20), replace=False)
 register_stage(Stage("calibration", plan_calibration, run_calibration_cell, "Calibration of p-values", order=30), replace=False)
-register_stage(Stage("mutation", plan_mutation, run_mutation, "Mutants (wrong samplers) must be caught", order=40), replace=False)
+register_stage(Stage("mutation", plan_mutation, run_mutation_cell, "Mutants (wrong samplers) must be caught", order=40), replace=False)
 register_stage(Stage("depth", plan_depth, run_depth_cell, "Parallel depth versus n", order=50), replace=False)
 register_stage(Stage("diffusion", plan_diffusion, run_diffusion_cell, "Diffusion samplers", available=diffusion_available,
                      order=60), replace=False)

@@ -43,6 +43,8 @@ def format_table(document: dict, width: int = 44) -> str:
         out.append("NOT EXACT (or errored): " + ", ".join(summary["failing_samplers"]))
     if summary.get("missed_mutants"):
         out.append("mutants NOT caught: " + ", ".join(summary["missed_mutants"]))
+    if summary.get("unflagged_controls"):
+        out.append("negative controls NOT flagged (harness failure): " + ", ".join(summary["unflagged_controls"]))
     return "\n".join(out)
 
 
