@@ -59,6 +59,9 @@ def depth_plot(cells: list[dict]) -> str:
             values = np.asarray(ev[key], dtype=float)
             slope, intercept = ev[f"{prefix}_exponent"], ev[f"{prefix}_intercept"]
             ax.loglog(ns, values, "o", color=color, ms=4)
+            if ev.get(f"{prefix}_ci"):  # 95% intervals of the means
+                low, high = np.asarray(ev[f"{prefix}_ci"], dtype=float).T
+                ax.errorbar(ns, values, yerr=[values - low, high - values], fmt="none", ecolor=color, lw=1)
             ax.loglog(ns, np.exp(intercept) * ns**slope, "-", color=color, lw=1,
                       label=f"{cell['sampler']}: n^{slope:.2f}")
             theory = ev.get("theory_exponent")

@@ -21,6 +21,7 @@ VERDICT_CLASS = {
     "pass": "good", "caught": "good", "flagged": "good",
     "fail": "bad", "missed": "warn", "error": "bad",
     "info": "info", "undetected": "warn", "inconclusive": "warn",
+    "deviation": "warn", "skip": "info",
 }
 
 
@@ -89,6 +90,17 @@ def _mutants(cells: list[dict]) -> list[dict]:
     return list(table.values())
 
 
+def _speed_error(cells: list[dict]) -> list[dict]:
+    """Rows of the speed-versus-error table: per instance, baselines and exact samplers by expected rounds."""
+    rows = [c for c in cells if c["stage"] == "controls" and c["verdict"] != "error"]
+    return sorted(rows, key=lambda c: (c["target"], c["claims_exact"], c["evidence"].get("expected_rounds") or 0))
+
+
+def _peers(cells: list[dict]) -> list[dict]:
+    """Third-party cells with their adapters' rows (each a verdict with evidence and versions)."""
+    return [c for c in cells if c["stage"] == "peers"]
+
+
 def render_report(document: dict) -> str:
     from verification.report import plots
 
@@ -104,6 +116,8 @@ def render_report(document: dict) -> str:
         "stages": document.get("stages", {}),
         "matrix": _matrix(cells),
         "mutants": _mutants(cells),
+        "speed_error": _speed_error(cells),
+        "peers": _peers(cells),
         "calibration": calibration,
         "depth_plot": plots.depth_plot(depth_cells) if depth_cells else None,
         "depth_cells": depth_cells,
