@@ -281,12 +281,12 @@ _register_all()
 # ---------------------------------------------------------------------------------------------------
 # The tiny instance (n <= 4) each mutant is audited on.
 def peaked_product(n: int = 4, q: int = 3):
-    """Independent coordinates with law ~ (0.6, 0.3, 0.1): tempering shows in every marginal."""
+    """Independent coordinates with law ~ (0.8, 0.15, 0.05): tempering shows in every marginal."""
     import numpy as np
 
     from autospec.targets import TabularTarget
 
-    base = np.array([0.6, 0.3, 0.1][:q]) if q <= 3 else np.linspace(2, 0.2, q)
+    base = np.array([0.8, 0.15, 0.05][:q]) if q <= 3 else np.linspace(2, 0.2, q)
     base = base / base.sum()
     table = base
     for _ in range(n - 1):
