@@ -103,7 +103,7 @@ def test_infeasible_rows_get_placeholders():
     assert abs(float(answer.marginals[1, :10, 1].sum()) - 5) < 1e-9  # the 5 items are among the ten free
 
 
-# One statistical check per family at moderate n (alpha 2e-5 each; 8e-5 in all for this module).
+# One statistical check per family at moderate n, plus the HMM one below (alpha 2e-5 each; 1e-4 in all for this module).
 ALPHA = 2e-5
 
 
