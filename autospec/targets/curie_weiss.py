@@ -20,7 +20,7 @@ import torch
 
 from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
-from autospec.targets.structured import StructuredTarget, check_n_q, pair_statistic, pooled_statistic, single_statistic
+from autospec.targets.structured import StructuredTarget, check_n_q, count_statistics, pair_statistic, single_statistic
 
 __all__ = ["CurieWeissTarget", "CurieWeissOracle"]
 
@@ -49,12 +49,10 @@ class CurieWeissTarget(StructuredTarget):
     def exact_statistics(self) -> list[ExactStatistic]:
         n, law = self.n, self.count_law
         M = torch.arange(n + 1, dtype=torch.float64)
-        stats = [
-            pooled_statistic("number of ones", law, lambda v: v.sum(-1)),
-        ]
+        stats = count_statistics("number of ones", law, lambda v: v.sum(-1))
         abs_m = torch.zeros(n // 2 + 1, dtype=torch.float64)  # |m| / 2 rounded down indexes |2M - n|
         abs_m.index_add_(0, ((2 * M - n).abs() / 2).floor().to(torch.long), law)
-        stats.append(pooled_statistic("|magnetisation|", abs_m, lambda v: ((2 * v.sum(-1) - n).abs() // 2)))
+        stats += count_statistics("|magnetisation|", abs_m, lambda v: ((2 * v.sum(-1) - n).abs() // 2))
         p1 = float((law * M / n).sum())
         stats.append(single_statistic("x[0]", 0, torch.tensor([1 - p1, p1], dtype=torch.float64)))
         if n >= 2:

@@ -31,7 +31,7 @@ import torch
 
 from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
-from autospec.targets.structured import StructuredTarget, check_n_q, pair_statistic, pooled_statistic, single_statistic
+from autospec.targets.structured import StructuredTarget, check_n_q, count_statistics, pair_statistic, single_statistic
 
 __all__ = ["DPPTarget", "DPPOracle", "fourier_features"]
 
@@ -132,7 +132,7 @@ class DPPTarget(StructuredTarget):
             stats = [ExactStatistic("number of ones (= r)", torch.tensor([1.0, 0.0], dtype=torch.float64),
                                     lambda v, r=r: (v.sum(-1) != r).to(torch.long), labels=[f"{r}", f"!= {r}"])]
         else:
-            stats = [pooled_statistic("number of ones", self.cardinality_law, lambda v: v.sum(-1))]
+            stats = count_statistics("number of ones", self.cardinality_law, lambda v: v.sum(-1))
         for i in sorted({0, n // 2}):
             k = float(self.kernel[i, i])
             stats.append(single_statistic(f"x[{i}]", i, torch.tensor([1 - k, k], dtype=torch.float64)))

@@ -30,7 +30,7 @@ import torch
 
 from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
-from autospec.targets.structured import StructuredTarget, check_n_q, pair_statistic, pooled_statistic, single_statistic
+from autospec.targets.structured import StructuredTarget, check_n_q, count_statistics, pair_statistic, single_statistic
 
 __all__ = ["HMMTarget", "HMMOracle"]
 
@@ -144,9 +144,9 @@ class HMMTarget(StructuredTarget):
 
     def exact_statistics(self) -> list[ExactStatistic]:
         n = self.n
-        stats = [pooled_statistic("number of ones", self.ones_law(1), lambda v: (v == 1).sum(-1))]
+        stats = count_statistics("number of ones", self.ones_law(1), lambda v: (v == 1).sum(-1))
         if n >= 2:
-            stats.append(pooled_statistic("domain walls", self.domain_wall_law(), lambda v: (v[:, 1:] != v[:, :-1]).sum(-1)))
+            stats += count_statistics("domain walls", self.domain_wall_law(), lambda v: (v[:, 1:] != v[:, :-1]).sum(-1))
         for i in sorted({0, n // 2, n - 1}):
             stats.append(single_statistic(f"x[{i}]", i, self.marginals[i]))
         pairs = {(0, 1), (n // 2, n // 2 + 5), (n // 4, 3 * n // 4)}

@@ -18,9 +18,11 @@ import torch
 from autospec.targets.statistics import ExactStatistic
 from autospec.targets.tabular import TabularTarget
 
-__all__ = ["StructuredTarget", "all_cells", "pooled_statistic", "pair_statistic", "single_statistic", "MIN_BIN_MASS"]
+__all__ = ["StructuredTarget", "all_cells", "pooled_statistic", "count_statistics", "pair_statistic", "single_statistic",
+           "MIN_BIN_MASS", "COARSE_BIN_MASS"]
 
 MIN_BIN_MASS = 0.005
+COARSE_BIN_MASS = 0.1  # ~10 bins: every bin keeps expected count >= 5 from 50 samples on
 MAX_TABULAR_N = 14
 
 
@@ -88,6 +90,14 @@ def pooled_statistic(name: str, probs: torch.Tensor, function, min_mass: float =
         return bin_of.to(index.device)[index]
 
     return ExactStatistic(name, binned, statistic, labels=bin_labels)
+
+
+def count_statistics(name: str, probs: torch.Tensor, function) -> list[ExactStatistic]:
+    """A count statistic twice: fine bins (mass >= MIN_BIN_MASS, for large samples) and coarse bins (mass >=
+    COARSE_BIN_MASS).  The chi-square pools cells of expected count < 5 into one, so at a few hundred samples the
+    fine version collapses to a single cell (no power); the coarse one keeps ~10 cells.  Both laws are exact."""
+    return [pooled_statistic(name, probs, function),
+            pooled_statistic(f"{name} (coarse bins)", probs, function, min_mass=COARSE_BIN_MASS)]
 
 
 def single_statistic(name: str, i: int, law: torch.Tensor) -> ExactStatistic:

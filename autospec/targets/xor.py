@@ -24,7 +24,7 @@ import torch
 
 from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
-from autospec.targets.structured import StructuredTarget, check_n_q, pair_statistic, pooled_statistic, single_statistic
+from autospec.targets.structured import StructuredTarget, check_n_q, count_statistics, pair_statistic, single_statistic
 
 __all__ = ["XorTarget", "XorOracle"]
 
@@ -127,8 +127,7 @@ class XorTarget(StructuredTarget):
     def exact_statistics(self) -> list[ExactStatistic]:
         n = self.n
         m = len(self.equations)
-        stats = [
-            pooled_statistic("number of ones", self.ones_law(), lambda v: v.sum(-1)),
+        stats = count_statistics("number of ones", self.ones_law(), lambda v: v.sum(-1)) + [
             ExactStatistic("violated equations", torch.tensor([1.0, 0.0], dtype=torch.float64),
                            lambda v: (self.violations(v) > 0).to(torch.long), labels=["0", f"1..{m}"]),
         ]
