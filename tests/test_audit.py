@@ -207,7 +207,7 @@ def test_dask_local_cluster_gives_the_same_results(tmp_path, local_dist_run):
 def _interruptible_args(out) -> list[str]:
     return ["audit", "--quick", "--out", str(out), "--only", "check/", "--no-progress",
             "--set", 'check_samplers=["Sequential"]', "--set", "num_samples=2000",
-            "--set", 'check_targets=["tab-n3q3", "tab-n4q3-zeros", "markov-n12q2"]',
+            "--set", 'check_targets=["tab-n3q3", "tab-n4q3-zeros", "markov-n12q2"]', "--set", "draft_samplers=[]",
             "--sampler", "user_samplers:SlowSequential"]
 
 
