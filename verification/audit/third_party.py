@@ -85,7 +85,8 @@ def run_peers(spec: dict, seed: int) -> dict:
         rows = [{"sampler": f"{package} {routine}", "target": "-", "check": "peer audit", "verdict": "error",
                  "evidence": {"traceback": traceback.format_exc(limit=8)}}]
     verdict = peer_verdict(rows)
-    evidence = {"package": package, "version": _version(package), "routine": routine, "rows": rows,
+    evidence = {"package": package, "version": _version(package), "written_against": _written_against(key),
+                "routine": routine, "rows": rows,
                 "negative_control": verdict == "undetected"}
     if verdict == "error":
         evidence["error"] = next(r["evidence"]["traceback"].strip().splitlines()[-1] for r in rows if r["verdict"] == "error")
@@ -96,6 +97,13 @@ def run_peers(spec: dict, seed: int) -> dict:
     if repro:
         evidence["repro"] = _repro(repro[0])
     return {"verdict": verdict, "evidence": evidence}
+
+
+def _written_against(key: str) -> str | None:
+    """The version the adapter was written against (it skips when the routine has changed)."""
+    from verification.peers import diffusers_ddpm, transformers_speculative
+
+    return (transformers_speculative if key == "transformers" else diffusers_ddpm).WRITTEN_AGAINST
 
 
 def _repro(row: dict) -> dict:
