@@ -15,7 +15,9 @@ from verification.mutation import run_mutation
 
 DISCRETE = catalogue("discrete")
 # Below any sampling budget: caught by the exact law (a proof), reported as statistically invisible.
-EXACT_LAW_ONLY = {"block-float32": 3.5e-9, "block-residual-unscaled": 1.3e-3}
+# float32 rounding moves the law by TV ~1e-9 (inherent: ~1e18 samples to see it).  block-residual-unscaled
+# is no longer here: its instance (residual_adversarial_table) has exact TV 0.022, rejected in 100/100 seeds.
+EXACT_LAW_ONLY = {"block-float32": 3.5e-9}
 
 
 def test_catalogue_has_twelve_one_line_mutants_with_runnable_siblings():

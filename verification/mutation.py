@@ -31,6 +31,18 @@ def instance_for(mutant):
     return discrete.instance_for(mutant.name)
 
 
+def _verdict(row: dict) -> str:
+    """One line saying how the mutant was caught; an exact-law-only mutant is named as such, never silently missed."""
+    flagged = row.get("flagged_by_exact_law")
+    if row["caught_by_check"]:
+        return "caught by exact_law and check_exact" if flagged else "caught by check_exact (exact_law not flagged)"
+    if flagged and not row.get("statistically_visible", True):
+        return (f"caught by exact_law only: exact TV {row['exact_tv']:.2g} is below the check's min_detectable_tv "
+                f"{row['min_detectable_tv']:.2g} (a sample test would need ~(min_detectable_tv / TV)^2 = "
+                f"{(row['min_detectable_tv'] / max(row['exact_tv'], 1e-300)) ** 2:.1g} times the budget)")
+    return f"MISSED by check_exact: rejected in {row['rejections']} of {row['num_seeds']} seeds"
+
+
 def run_mutation(mutants=None, num_seeds: int = 100, alpha: float = 1e-4, required: float = 0.99,
                  exact: bool = True, exact_tolerance: float = 1e-10, num_samples: int | None = None,
                  seed: int = 0) -> dict:
@@ -68,6 +80,7 @@ def run_mutation(mutants=None, num_seeds: int = 100, alpha: float = 1e-4, requir
                        caught_by_check=bool(num_seeds and rejections >= required * num_seeds))
             if exact and result is not None:
                 row["statistically_visible"] = bool(row["exact_tv"] >= result.min_detectable_tv)
+            row["verdict"] = _verdict(row)
             rows.append(row)
     return {"stage": "mutation", "rows": rows,
             "passed": all(r.get("flagged_by_exact_law", True) and (r["caught_by_check"] or not r.get("statistically_visible", True))

@@ -53,7 +53,15 @@ class NoVerification(TokenSpeculative):
 
 
 class BlockResidualWithoutScale(SequenceSpeculative):
-    """Block rule drawing the residual from max(P - D, 0) instead of max(p_tau P - D, 0)."""
+    """Block rule drawing the residual from max(P - D, 0) instead of max(p_tau P - D, 0).
+
+    The two residuals differ only after a rejection at tau >= 1 with p_tau < 1.  With pipelined
+    drafting the first drafted coordinate's draft law is the conditional *before* the coordinate
+    drawn last round, so p_1 < 1 is possible; at n = 3 the bug lives in the second round's tau = 1
+    branch alone.  On a random table its exact TV is ~1e-3 (far below the default budget's
+    min_detectable_tv 0.02); ``residual_adversarial_table`` (found by maximising the exact TV)
+    has TV 0.022 and is its audit instance.
+    """
 
     def rule(self, target, draft, tokens, lengths, rng):
         p, h = block_acceptance(target, draft, tokens, lengths)
@@ -64,7 +72,7 @@ class BlockResidualWithoutScale(SequenceSpeculative):
 register(Mutant("token-residual-from-target", ResidualFromTarget.__doc__, lambda: ResidualFromTarget(BLOCK), lambda: TokenSpeculative(BLOCK)))
 register(Mutant("token-inverted-ratio", InvertedRatio.__doc__, lambda: InvertedRatio(BLOCK), lambda: TokenSpeculative(BLOCK)))
 register(Mutant("no-verification", NoVerification.__doc__, lambda: NoVerification(BLOCK), lambda: TokenSpeculative(BLOCK)))
-register(Mutant("block-residual-unscaled", BlockResidualWithoutScale.__doc__, lambda: BlockResidualWithoutScale(BLOCK), lambda: SequenceSpeculative(BLOCK)))
+register(Mutant("block-residual-unscaled", BlockResidualWithoutScale.__doc__.splitlines()[0], lambda: BlockResidualWithoutScale(BLOCK), lambda: SequenceSpeculative(BLOCK)))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -227,7 +235,13 @@ class BlockNoOneMinusP(_BlockBug):
 
 
 class BlockFloat32(_BlockBug):
-    """Block rule multiplying the ratios in float32 (not log space float64)."""
+    """Block rule multiplying the ratios in float32 (not log space float64).
+
+    Inherently exact-law-only: float32 rounding is ~6e-8 relative per product, so the output law moves
+    by TV ~1e-9 (3.5e-9 on its instance).  A chi-square test needs samples ~ 1 / TV^2, i.e. ~1e18 here
+    (the default budget, ~5e4 samples, detects TV 0.02): no sampling budget can see it, only the
+    exact law (a proof) can.  The mutation audit reports it as "caught by exact_law only".
+    """
 
     bug = "float32"
 
@@ -294,7 +308,29 @@ def peaked_product(n: int = 4, q: int = 3):
     return TabularTarget(table, name=f"peaked-product(n={n}, q={q})")
 
 
-_INSTANCES = {"token-temperature-0.95": lambda: peaked_product(3, 3)}
+# n = 3, q = 3 table maximising block-residual-unscaled's exact TV (hill climbing on log weights,
+# the mutant's law computed in closed form for n = 3 and checked against exact_law): TV 0.0221.
+_RESIDUAL_TABLE = [
+    [[0.0, 0.0, 0.0], [0.001, 0.05, 0.003], [0.0, 0.0, 0.0]],
+    [[0.0, 0.001, 0.051], [0.068, 0.0, 0.121], [0.001, 0.253, 0.006]],
+    [[0.0, 0.04, 0.001], [0.0, 0.11, 0.193], [0.031, 0.001, 0.068]],
+]
+
+
+def residual_adversarial_table():
+    """Where the unscaled block residual shows: strong dependence makes p_1 = P(y | x) / P(y) small
+    on some drafts while a rejection at tau = 1 stays likely, and the target/draft difference of the
+    third coordinate is spread over its three values (zero cells included)."""
+    import numpy as np
+
+    from autospec.targets import TabularTarget
+
+    table = np.array(_RESIDUAL_TABLE)
+    return TabularTarget(table / table.sum(), name="residual-adversarial(n=3, q=3)")
+
+
+_INSTANCES = {"token-temperature-0.95": lambda: peaked_product(3, 3),
+              "block-residual-unscaled": residual_adversarial_table}
 
 
 def instance_for(name: str):
