@@ -10,6 +10,11 @@ def key_number(cell: dict) -> str:
     ev = cell.get("evidence", {})
     if cell["verdict"] == "error":
         return str(ev.get("error", ""))[:60]
+    if "exact_tv" in ev and "rejections" in ev:  # a mutant: the proof and the statistical check
+        text = f"TV={ev['exact_tv']:.2e}, check rejected {ev['rejections']}/{ev['num_seeds']}"
+        if isinstance(ev.get("min_detectable_tv"), (int, float)):
+            text += f" (detects TV>={ev['min_detectable_tv']:.2g})"
+        return text
     if "exact_tv" in ev:
         return f"TV={ev['exact_tv']:.2e}"
     if "rounds_exponent" in ev:
