@@ -78,6 +78,7 @@ def _check(sampler_name, setting, lookahead=6, seed=0):
     return check_exact_diffusion(sampler, target, num_samples=num, alpha=ALPHA, seed=seed), times.shape[0] - 1
 
 
+@pytest.mark.statistical(alpha=ALPHA)
 @pytest.mark.parametrize("setting", ["gauss1", "gauss3", "gauss16"])
 @pytest.mark.parametrize("sampler_name", ["asd", "sequence"])
 def test_exact_against_gaussian_chain_law(sampler_name, setting):
@@ -87,6 +88,7 @@ def test_exact_against_gaussian_chain_law(sampler_name, setting):
     assert result.mean_rounds < K  # speculation saves rounds
 
 
+@pytest.mark.statistical(alpha=ALPHA)
 @pytest.mark.parametrize("sampler_name", ["asd", "sequence"])
 def test_exact_against_product_mixture_grid_law(sampler_name):
     """alpha = 1e-5: per-coordinate KS and Cramer-von Mises against the exact (grid) chain CDFs."""
@@ -96,6 +98,7 @@ def test_exact_against_product_mixture_grid_law(sampler_name):
     assert result.mean_rounds < K
 
 
+@pytest.mark.statistical(alpha=ALPHA)
 @pytest.mark.parametrize("sampler_name", ["asd", "sequence"])
 def test_two_sample_against_sequential_on_separated_mixture(sampler_name):
     """alpha = 1e-5: sliced KS (axes + 16 random directions, Bonferroni) against DiffusionSequential."""
@@ -105,6 +108,7 @@ def test_two_sample_against_sequential_on_separated_mixture(sampler_name):
     assert result.mean_rounds < K
 
 
+@pytest.mark.statistical(alpha=ALPHA)
 @pytest.mark.parametrize("sampler_name", ["asd", "sequence"])
 def test_exact_on_bounded_support_target(sampler_name):
     """alpha = 1e-5: point masses in 1-d, exact grid law."""
@@ -112,6 +116,7 @@ def test_exact_on_bounded_support_target(sampler_name):
     assert result.passed, result.summary()
 
 
+@pytest.mark.statistical(alpha=ALPHA)
 def test_adaptive_lookahead_is_exact():
     """alpha = 1e-5: lookahead adapted from past rounds only."""
     times = SETTINGS["gauss3"][1]()
@@ -120,6 +125,7 @@ def test_adaptive_lookahead_is_exact():
     assert result.passed, result.summary()
 
 
+@pytest.mark.statistical(alpha=ALPHA)
 def test_sequential_chain_matches_its_exact_law():
     """alpha = 1e-5: the reference chain itself against the exact Gaussian law."""
     result = check_exact_diffusion(DiffusionSequential(SETTINGS["gauss3"][1]()), _target("gauss3"), alpha=ALPHA, seed=7)

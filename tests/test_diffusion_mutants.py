@@ -50,6 +50,7 @@ def test_mutant_is_rejected(name):
         assert not result.passed, f"{name} survived seed {seed}: {result.summary()}"
 
 
+@pytest.mark.statistical(alpha=ALPHA)
 @pytest.mark.parametrize("name", ["diffusion_inverted_ratio", "diffusion_untruncated_residual"])
 def test_correct_siblings_pass_on_the_kill_setting(name):
     """alpha = 1e-5 each (the ASD sibling and the sequence-level sibling)."""

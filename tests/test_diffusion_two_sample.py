@@ -7,6 +7,7 @@ Statistical checks: one sliced-KS same-law check at alpha = 1e-5.  Permutation p
 import math
 
 import numpy as np
+import pytest
 import torch
 from scipy import integrate, stats
 
@@ -27,6 +28,7 @@ def test_permutation_tests_detect_shift_and_scale():
     assert mmd_test(x, _samples(4)).p_value > 1e-5 and energy_test(x, _samples(5)).p_value > 1e-5
 
 
+@pytest.mark.statistical(alpha=1e-5)
 def test_sliced_ks():
     x, y = _samples(6, n=5000), _samples(7, n=5000)
     assert sliced_ks_test(x, y, seed=0).p_value > 1e-5  # alpha = 1e-5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 pytest_plugins = ["pytester"]
 
 WRONG = '''
@@ -46,6 +48,7 @@ def test_plugin_fails_a_wrong_sampler_with_the_evidence(pytester):
     assert "sum of alphas 0.001" in text
 
 
+@pytest.mark.statistical(alpha=2e-4)  # the inner check at --autospec-alpha 0.0002
 def test_plugin_passes_a_correct_sampler_and_options_reach_fixtures(pytester):
     pytester.makepyfile(test_user=RIGHT)
     result = pytester.runpytest("-p", "no:cacheprovider", "--autospec-budget", "4000", "--autospec-seed", "3",

@@ -113,6 +113,7 @@ ALPHA = 2e-5
     lambda: DPPTarget.fourier_projection(96, 7),
     lambda: XorTarget.random(96, density=0.3, seed=4),
 ], ids=["markov", "curie-weiss", "dpp", "xor"])
+@pytest.mark.statistical(alpha=ALPHA)
 def test_speculative_passes_exact_statistics_moderate_n(make):
     from verification import check_exact
 
@@ -156,6 +157,7 @@ def test_hmm_conditionals_and_statistics_match_tabular(index):
         assert (law - stat.probs).abs().max() <= 1e-12, stat.name
 
 
+@pytest.mark.statistical(alpha=ALPHA)
 def test_hmm_large_n_and_speculative_exact_statistics():
     # alpha 2e-5 (counted in this module's budget: 1e-4 in all)
     from autospec.targets import HMMTarget
