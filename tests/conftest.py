@@ -7,6 +7,9 @@ summed at collection; the sum must stay under ALPHA_BUDGET
 (tests/test_alpha_budget.py enforces it).
 """
 
+import json
+import os
+
 import pytest
 
 ALPHA_BUDGET = 1e-3
@@ -27,9 +30,14 @@ def pytest_collection_modifyitems(session, config, items):
     default = [item for item in items if item.get_closest_marker("slow") is None]
     config._statistical_alpha_total = float(sum(_alpha_of(item) for item in default))
     config._statistical_alpha_count = sum(1 for item in default if item.get_closest_marker("statistical"))
+    ledger = os.environ.get("AUTOSPEC_ALPHA_LEDGER")
+    if ledger:  # tests/test_alpha_budget.py: every default-suite item with its alpha, checked item by item
+        rows = [{"nodeid": item.nodeid, "alpha": _alpha_of(item)} for item in default]
+        with open(ledger, "w") as handle:
+            json.dump(rows, handle)
 
 
 def pytest_report_collectionfinish(config, start_path, items):
     total = getattr(config, "_statistical_alpha_total", 0.0)
     count = getattr(config, "_statistical_alpha_count", 0)
-    return f"statistical alpha total (default suite): {total:.6g} over {count} tests (budget {ALPHA_BUDGET:g})"
+    return f"statistical alpha total (this collection, not slow): {total:.6g} over {count} tests (budget {ALPHA_BUDGET:g})"

@@ -34,6 +34,7 @@ def audit(tmp_path_factory):
     return run_audit(AuditConfig(only=ONLY, overrides=SMALL), out_dir=out, progress=False)
 
 
+@pytest.mark.statistical(alpha=1e-4)  # one check cell of DraftSpeculative (the same event as test_draft_speculative_cells_are_exact)
 def test_the_integrated_audit_passes(audit):
     assert audit.exit_code == 0, audit.document["summary"]
     stages = {c["stage"] for c in audit.cells}
