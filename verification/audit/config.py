@@ -37,6 +37,7 @@ MODES: dict[str, dict[str, Any]] = {
         "calibration_runs": 200,
         "calibration_samples": 300,
         "calibration_alpha": 1e-3,
+        "calibration_interval": 0.99,  # level of the binomial interval for the rejection count
         "mutant_seeds": 1,
         "depth_ns": [16, 32, 64, 128],
         "depth_samples": 64,
@@ -60,6 +61,7 @@ MODES: dict[str, dict[str, Any]] = {
         "calibration_runs": 200,
         "calibration_samples": 1_000,
         "calibration_alpha": 1e-3,
+        "calibration_interval": 0.99,  # level of the binomial interval for the rejection count
         "mutant_seeds": 10,
         "depth_ns": [16, 32, 64, 128, 256, 512],
         "depth_samples": 500,

@@ -151,7 +151,7 @@ def plan_calibration(config) -> list[dict]:
     return [
         _spec("calibration", ref, build_sampler(ref), target, f"p-value-uniformity ({test})", test=test,
               runs=config.setting("calibration_runs"), num_samples=config.setting("calibration_samples"),
-              alpha=config.setting("calibration_alpha"))
+              alpha=config.setting("calibration_alpha"), interval=config.setting("calibration_interval"))
         for ref in config.setting("calibration_samplers") for test in config.setting("calibration_tests")
     ]
 
@@ -169,7 +169,8 @@ def run_calibration_cell(spec: dict, seed: int) -> dict:
     params = spec["params"]
     pair = (build_sampler(spec["sampler_ref"]), build_target(spec["target"]))
     result = run_calibration([pair], tests=(params["test"],), num_seeds=params["runs"], num_samples=params["num_samples"],
-                             ks_alpha=float(params["alpha"]), seed=seed % 2**31)
+                             ks_alpha=float(params["alpha"]), interval=float(params.get("interval", 0.99)),
+                             seed=seed % 2**31)
     row = result["rows"][0]
     evidence = {
         "test": f"{row['test']}: KS uniformity of p-values" + (" (one-sided: conservative test)" if row["one_sided"] else ""),
