@@ -78,3 +78,14 @@ def test_from_log_weights_and_zero_cells():
     assert torch.allclose(target.probs, torch.tensor([[0.125, 0.0], [0.375, 0.5]], dtype=torch.float64))
     with pytest.raises(ValueError, match="all -inf"):
         TabularTarget.from_log_weights(np.full((2, 2), -np.inf))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_marginals_at_every_size(n):
+    target = TabularTarget.random(n, 3, seed=n)
+    for i in range(n):
+        assert target.marginal(i).shape == (3,)
+        for j in range(n):
+            if i != j:
+                pair = target.pair_marginal(i, j)
+                assert pair.shape == (3, 3) and torch.allclose(pair.sum(1), target.marginal(i))

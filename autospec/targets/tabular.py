@@ -96,13 +96,13 @@ class TabularTarget:
 
     def marginal(self, i: int) -> torch.Tensor:
         """Exact law [q] of coordinate i."""
-        return self.probs.sum(dim=tuple(a for a in range(self.n) if a != i))
+        return _sum_out(self.probs, [a for a in range(self.n) if a != i])
 
     def pair_marginal(self, i: int, j: int) -> torch.Tensor:
         """Exact law [q, q] of (x_i, x_j), i != j."""
         if i == j:
             raise ValueError(f"pair_marginal needs two different coordinates, got i = j = {i}")
-        law = self.probs.sum(dim=tuple(a for a in range(self.n) if a not in (i, j)))
+        law = _sum_out(self.probs, [a for a in range(self.n) if a not in (i, j)])
         return law if i < j else law.T
 
     def exact_statistics(self) -> list[ExactStatistic]:
@@ -174,6 +174,11 @@ class TabularOracle(ConditionalOracle):
             for x in range(q):
                 numerators[:, :, x] += weights @ (cells == x).to(torch.float64)
         return numerators, numerators[:, 0, :].sum(-1)
+
+
+def _sum_out(table: torch.Tensor, axes: list[int]) -> torch.Tensor:
+    # torch reads sum(dim=()) as "sum over every axis": no axes to sum means the table itself.
+    return table.sum(dim=tuple(axes)) if axes else table
 
 
 def _all_cells(n: int, q: int, device) -> torch.Tensor:
