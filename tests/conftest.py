@@ -10,8 +10,6 @@ summed at collection; the sum must stay under ALPHA_BUDGET
 import json
 import os
 
-import pytest
-
 ALPHA_BUDGET = 1e-3
 
 

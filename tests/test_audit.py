@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -11,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from _audit_support import XSS_NAME, autospec_cmd, cli_env, load, stable_html, write_user_module
+
 from verification.audit import AuditConfig, AuditError, cell_seed, execute_cell, plan_audit, run_audit, strip_timings
 
 TINY = {

@@ -8,8 +8,7 @@ from importlib import metadata
 
 import pytest
 
-from verification.audit import AuditConfig, plan_audit, run_audit
-from verification.audit import third_party
+from verification.audit import AuditConfig, plan_audit, run_audit, third_party
 from verification.audit.controls import TargetDraftSpeculative
 from verification.audit.runner import _summary, failing_cells
 from verification.peers import PeerUnavailable

@@ -3,7 +3,11 @@
 import pytest
 
 from autospec.samplers.baselines import (
-    BASELINES, ConfidenceUnmasking, ParallelUnmasking, TopKSequential, TypicalAcceptance,
+    BASELINES,
+    ConfidenceUnmasking,
+    ParallelUnmasking,
+    TopKSequential,
+    TypicalAcceptance,
 )
 from autospec.targets import TabularTarget
 from verification import check_exact, exact_law

@@ -54,7 +54,7 @@ def test_residual_mass_matches_quadrature():
     """S = p (1 - Phi(u* - delta)) - (1 - Phi(u*)) against numerical integration of max(p phi(u - delta) - phi(u), 0)."""
     for p, delta in [(1.0, 0.3), (0.5, 1.0), (0.9, 2.5), (0.05, 0.7), (1.0, 1e-3)]:
         value = float(residual_mass(torch.tensor(math.log(p), dtype=torch.float64), torch.tensor(delta, dtype=torch.float64)))
-        quad = integrate.quad(lambda u: max(p * stats.norm.pdf(u - delta) - stats.norm.pdf(u), 0.0), -30, 30, points=[delta / 2 - math.log(p) / delta], limit=200)[0]
+        quad = integrate.quad(lambda u, p=p, delta=delta: max(p * stats.norm.pdf(u - delta) - stats.norm.pdf(u), 0.0), -30, 30, points=[delta / 2 - math.log(p) / delta], limit=200)[0]
         assert abs(value - quad) < 1e-9, (p, delta, value, quad)
 
 
@@ -69,5 +69,5 @@ def test_truncated_residual_sampler_inverts_its_cdf():
         mass = float(residual_mass(lp[:1], dl[:1]))
         for ui, zi in zip(u, z.numpy()):
             assert ui >= u_star
-            tail = integrate.quad(lambda v: p * stats.norm.pdf(v - delta) - stats.norm.pdf(v), ui, 40)[0] / mass
+            tail = integrate.quad(lambda v, p=p, delta=delta: p * stats.norm.pdf(v - delta) - stats.norm.pdf(v), ui, 40)[0] / mass
             assert abs(tail - stats.norm.cdf(zi)) < 1e-8

@@ -6,7 +6,8 @@ Each exact_law call is a proof on its instance; instances are tiny (n <= 3, q <=
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from autospec import Randomness
 from autospec.samplers.draft_speculative import DraftSpeculative, multi_draft_level_law

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from autospec.targets import TabularTarget
-from autospec.targets import tabular
+from autospec.targets import TabularTarget, tabular
 
 
 def brute_force_conditionals(probs: torch.Tensor, partial: list[int]) -> torch.Tensor | None:

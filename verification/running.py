@@ -6,7 +6,7 @@ import torch
 
 from autospec import Randomness
 from autospec.oracles import CountingOracle
-from autospec.samplers.base import SampleResult, Sampler
+from autospec.samplers.base import Sampler, SampleResult
 
 __all__ = ["run_sampler", "sampler_name", "output_values"]
 

@@ -1,18 +1,18 @@
 """Reference samplers, one module per algorithm family."""
 
-from autospec.samplers.base import SampleResult, Sampler
+from autospec.samplers.asd import ASD, SpeculativeDiffusion
+from autospec.samplers.base import Sampler, SampleResult
+from autospec.samplers.baselines import ConfidenceUnmasking, ParallelUnmasking, TopKSequential, TypicalAcceptance
 from autospec.samplers.block_size import AdaptiveBlockSize, BlockSizePolicy, FixedBlockSize, SmoothedBlockSize
+from autospec.samplers.diffusion_base import DiffusionSampler
+from autospec.samplers.diffusion_sequential import DiffusionSequential
+from autospec.samplers.draft_speculative import DraftSpeculative
+from autospec.samplers.picard import Picard
 from autospec.samplers.sequence_speculative import SequenceSpeculative
+from autospec.samplers.sequence_speculative_diffusion import SequenceSpeculativeDiffusion
 from autospec.samplers.sequential import Sequential
 from autospec.samplers.speculation import SpeculativeSampler
 from autospec.samplers.token_speculative import TokenSpeculative
-from autospec.samplers.diffusion_base import DiffusionSampler
-from autospec.samplers.diffusion_sequential import DiffusionSequential
-from autospec.samplers.asd import ASD, SpeculativeDiffusion
-from autospec.samplers.sequence_speculative_diffusion import SequenceSpeculativeDiffusion
-from autospec.samplers.picard import Picard
-from autospec.samplers.draft_speculative import DraftSpeculative
-from autospec.samplers.baselines import ConfidenceUnmasking, ParallelUnmasking, TopKSequential, TypicalAcceptance
 
 __all__ = [
     "SampleResult",

@@ -48,7 +48,7 @@ import torch
 
 from autospec.oracles import CountingOracle, MarginalOracle
 from autospec.randomness import RandomSource
-from autospec.samplers.base import SampleResult, Sampler, check_num_samples, check_rng
+from autospec.samplers.base import Sampler, SampleResult, check_num_samples, check_rng
 from autospec.samplers.orders import check_order, draw_order
 from autospec.samplers.sequence_speculative import block_rule
 from autospec.samplers.speculation import _point_mass, _write, residual_law

@@ -19,7 +19,7 @@ class Sequential(Sampler):
         self.name = "Sequential" if order == "random" else f"Sequential(order={order!r})"
 
     def run(self, oracle: CountingOracle, num_samples: int, rng: RandomSource) -> torch.Tensor:
-        n, q = oracle.n, oracle.q
+        n = oracle.n
         order = draw_order(self.order, num_samples, n, rng, self.device)
         x = torch.full((num_samples, n), -1, dtype=torch.long, device=self.device)
         everyone = torch.arange(num_samples, device=self.device)

@@ -9,7 +9,6 @@ over the cells consistent with each pinning.
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 import torch

@@ -14,6 +14,7 @@ is recorded as "not available" and skipped.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -134,8 +135,8 @@ def _builtin_samplers() -> None:
 
     _SAMPLERS.setdefault("Sequential", Sequential)
     for k in (2, 3, 4):
-        _SAMPLERS.setdefault(f"TokenSpeculative({k})", lambda k=k: TokenSpeculative(k))
-        _SAMPLERS.setdefault(f"SequenceSpeculative({k})", lambda k=k: SequenceSpeculative(k))
+        _SAMPLERS.setdefault(f"TokenSpeculative({k})", functools.partial(TokenSpeculative, k))
+        _SAMPLERS.setdefault(f"SequenceSpeculative({k})", functools.partial(SequenceSpeculative, k))
 
 
 def build_sampler(ref: str, extra: list[Any] | None = None) -> Any:

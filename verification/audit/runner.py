@@ -289,7 +289,7 @@ def run_audit(
     order = {cell_id: i for i, cell_id in enumerate(all_ids)}
     cells: dict[str, dict] = dict(previous)
     todo = [s for s in specs if s["id"] not in cells]
-    document = {"schema": SCHEMA, "config": fingerprint, "stages": stage_status,
+    document: dict[str, Any] = {"schema": SCHEMA, "config": fingerprint, "stages": stage_status,
                 "plugins": registry.load_plugins(), "cells": {}, "complete": False, "summary": {}, "runs": runs}
 
     def save(final: bool = False) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import traceback
 from importlib import metadata
+from typing import Any
 
 __all__ = ["ADAPTERS", "plan_peers", "run_peers", "peer_verdict", "register_audit"]
 
@@ -85,7 +86,7 @@ def run_peers(spec: dict, seed: int) -> dict:
         rows = [{"sampler": f"{package} {routine}", "target": "-", "check": "peer audit", "verdict": "error",
                  "evidence": {"traceback": traceback.format_exc(limit=8)}}]
     verdict = peer_verdict(rows)
-    evidence = {"package": package, "version": _version(package), "written_against": _written_against(key),
+    evidence: dict[str, Any] = {"package": package, "version": _version(package), "written_against": _written_against(key),
                 "routine": routine, "rows": rows,
                 "negative_control": verdict == "undetected"}
     if verdict == "error":

@@ -27,7 +27,6 @@ def _skip(sampler: str, reason: str) -> dict:
 
 
 def transformers_cells(quick: bool = True) -> list[dict]:
-    import numpy as np
     import torch
 
     from autospec.targets import TabularTarget
