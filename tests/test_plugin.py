@@ -48,13 +48,13 @@ def test_plugin_fails_a_wrong_sampler_with_the_evidence(pytester):
     assert "sum of alphas 0.001" in text
 
 
-@pytest.mark.statistical(alpha=2e-4)  # the inner check at --autospec-alpha 0.0002
+@pytest.mark.statistical(alpha=2e-5)  # the inner check at --autospec-alpha 0.00002
 def test_plugin_passes_a_correct_sampler_and_options_reach_fixtures(pytester):
     pytester.makepyfile(test_user=RIGHT)
     result = pytester.runpytest("-p", "no:cacheprovider", "--autospec-budget", "4000", "--autospec-seed", "3",
-                                "--autospec-alpha", "0.0002")
+                                "--autospec-alpha", "0.00002")
     result.assert_outcomes(passed=2)
-    assert "1 statistical test(s), sum of alphas 0.0002" in result.stdout.str()
+    assert "1 statistical test(s), sum of alphas 2e-05" in result.stdout.str()
 
 
 def test_markers_registered_once_even_with_a_conftest(pytester):
