@@ -29,7 +29,7 @@ from verification.gof import tv_upper_bound
 from verification.running import run_sampler, sampler_name
 
 __all__ = [
-    "CheckResult", "check_exact", "assert_sampler_exact", "pooled_chisquare", "tv_upper_bound", "DEFAULT_NUM_SAMPLES",
+    "CheckResult", "check_exact", "assert_sampler_exact", "tv_upper_bound", "DEFAULT_NUM_SAMPLES",
     "DEFAULT_TV", "default_num_samples",
 ]
 
@@ -78,16 +78,6 @@ class CheckResult:
                 f"expected {cell['expected']:.1f} (z = {cell['z']:.2f})"
             )
         return "\n".join(lines)
-
-
-def pooled_chisquare(observed: np.ndarray, expected_probs: np.ndarray) -> tuple[float, float, int]:
-    """Pearson chi-square with cells of small expected count pooled (see gof.pool_cells).
-
-    Returns (statistic, p_value, degrees of freedom); p = 0 when a cell of
-    probability zero was observed.  Kept for callers of the first version.
-    """
-    result = gof.pearson(observed, expected_probs)
-    return result.statistic, result.p_value, result.dof
 
 
 def _worst_cells(observed, probs, labels, statistic: str, count: int = 5) -> list[dict]:
