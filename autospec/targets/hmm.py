@@ -30,7 +30,7 @@ import torch
 
 from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
-from autospec.targets.structured import StructuredTarget, check_n_q, count_statistics, pair_statistic, single_statistic
+from autospec.targets.structured import StructuredTarget, chain_statistics, check_n_q
 
 __all__ = ["HMMTarget", "HMMOracle"]
 
@@ -143,16 +143,7 @@ class HMMTarget(StructuredTarget):
         return (self.hidden_marginals[i].unsqueeze(1) * self.emission).T @ Td @ self.emission
 
     def exact_statistics(self) -> list[ExactStatistic]:
-        n = self.n
-        stats = count_statistics("number of ones", self.ones_law(1), lambda v: (v == 1).sum(-1))
-        if n >= 2:
-            stats += count_statistics("domain walls", self.domain_wall_law(), lambda v: (v[:, 1:] != v[:, :-1]).sum(-1))
-        for i in sorted({0, n // 2, n - 1}):
-            stats.append(single_statistic(f"x[{i}]", i, self.marginals[i]))
-        pairs = {(0, 1), (n // 2, n // 2 + 5), (n // 4, 3 * n // 4)}
-        for i, j in sorted(p for p in pairs if p[0] < p[1] < n):
-            stats.append(pair_statistic(f"(x[{i}], x[{j}])", i, j, self.pair_marginal(i, j)))
-        return stats
+        return chain_statistics(self, pair_gap=5)
 
 
 def _rescaled(m: torch.Tensor) -> torch.Tensor:

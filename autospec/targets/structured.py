@@ -111,6 +111,25 @@ def pair_statistic(name: str, i: int, j: int, law: torch.Tensor) -> ExactStatist
     return ExactStatistic(name, law.reshape(-1), lambda v, i=i, j=j, q=q: v[:, i] * q + v[:, j])
 
 
+def chain_statistics(chain, pair_gap: int) -> list[ExactStatistic]:
+    """The exact statistics of a chain-like target (Markov chain, HMM): number of ones,
+    domain walls, three single coordinates and pairs at distance 1, ``pair_gap`` and n / 2.
+
+    ``chain`` provides ``n``, ``marginals`` [n, q], ``ones_law(value)``,
+    ``domain_wall_law()`` and ``pair_marginal(i, j)``.
+    """
+    n = chain.n
+    stats = count_statistics("number of ones", chain.ones_law(1), lambda v: (v == 1).sum(-1))
+    if n >= 2:
+        stats += count_statistics("domain walls", chain.domain_wall_law(), lambda v: (v[:, 1:] != v[:, :-1]).sum(-1))
+    for i in sorted({0, n // 2, n - 1}):
+        stats.append(single_statistic(f"x[{i}]", i, chain.marginals[i]))
+    pairs = {(0, 1), (n // 2, n // 2 + pair_gap), (n // 4, 3 * n // 4)}
+    for i, j in sorted(p for p in pairs if p[0] < p[1] < n):
+        stats.append(pair_statistic(f"(x[{i}], x[{j}])", i, j, chain.pair_marginal(i, j)))
+    return stats
+
+
 def check_n_q(n, q, name="target"):
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"{name}: n must be an int >= 1, got {n!r}")
