@@ -10,6 +10,8 @@ summed at collection; the sum must stay under ALPHA_BUDGET
 import json
 import os
 
+import pytest
+
 ALPHA_BUDGET = 1e-3
 
 
@@ -39,3 +41,12 @@ def pytest_report_collectionfinish(config, start_path, items):
     total = getattr(config, "_statistical_alpha_total", 0.0)
     count = getattr(config, "_statistical_alpha_count", 0)
     return f"statistical alpha total (this collection, not slow): {total:.6g} over {count} tests (budget {ALPHA_BUDGET:g})"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module: on the shared 2-core machine intra-op threads only contend."""
+    from verification.calibration import single_thread
+
+    with single_thread():
+        yield

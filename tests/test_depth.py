@@ -9,10 +9,11 @@ import torch
 from autospec.samplers import SequenceSpeculative, TokenSpeculative
 from verification import depth
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("depth")
     config = depth.DepthConfig(ns=[16, 32, 64, 128], families=["markov", "curie-weiss", "dpp", "xor"], fixed=[4],
                                samples={16: 6, 32: 6, 64: 4, 128: 4})
@@ -64,7 +65,6 @@ def test_autospec_depth_command_with_device_cpu(tmp_path, capsys):
     # The same command a GPU machine runs with --device cuda, on CPU and a tiny grid (CI).
     from verification.cli import main as autospec_main
 
-    torch.set_num_threads(1)
     code = autospec_main(["depth", "--quick", "--device", "cpu", "--max-n", "16", "--families", "curie-weiss,dpp",
                           "--fixed", "4", "--samples", "2", "--out", str(tmp_path)])
     assert code == 0
@@ -95,7 +95,6 @@ def test_every_speculative_sampler_exact_at_1024_and_mutants_caught():
     # check: each costs ~ samples * n^2 * q; min_detectable_tv of every check is in the saved JSON.
     import os
 
-    torch.set_num_threads(1)
     result = depth.run_exactness(n=1024, num_samples=100, alpha=1e-4, mutants="until-two", log=print)
     os.makedirs("reports/depth", exist_ok=True)
     with open("reports/depth/exactness_1024.json", "w") as f:
@@ -115,7 +114,6 @@ def test_neural_oracle_follows_the_protocol():
     from autospec.samplers import SequenceSpeculative
     from autospec.targets import MarkovChainTarget
 
-    torch.set_num_threads(1)
     net = train_any_order(MarkovChainTarget.sticky(32, q=2, stay=0.9), steps=20, seconds=10.0)
     oracle = NeuralOracle(net, 100)
     out = SequenceSpeculative(4).sample(oracle, 3, Randomness(0))

@@ -23,13 +23,7 @@ from verification import check_exact_diffusion
 ALPHA = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The CI machine is shared: torch's intra-op threads thrash under load (50x slower).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def _gaussian(d):

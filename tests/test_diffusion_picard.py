@@ -9,13 +9,7 @@ from autospec.diffusion import time_grid
 from autospec.samplers import DiffusionSequential, Picard
 from autospec.targets import GaussianMixtureTarget, ProductMixtureTarget
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

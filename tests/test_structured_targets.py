@@ -24,6 +24,8 @@ SMALL = [
 ]
 MUST_HAVE_INFEASIBLE = {1, 6, 7, 9, 10, 11}
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
+
 
 def _pinnings(n, q, seed=0, rows=600):
     g = torch.Generator().manual_seed(seed)
@@ -117,7 +119,6 @@ ALPHA = 2e-5
 def test_speculative_passes_exact_statistics_moderate_n(make):
     from verification import check_exact
 
-    torch.set_num_threads(1)
     target = make()
     sampler = SequenceSpeculative(AdaptiveBlockSize(maximum=16)) if "xor" not in target.name else TokenSpeculative(8)
     result = check_exact(sampler, target, num_samples=600, alpha=ALPHA, seed=3)
@@ -163,7 +164,6 @@ def test_hmm_large_n_and_speculative_exact_statistics():
     from autospec.targets import HMMTarget
     from verification import check_exact
 
-    torch.set_num_threads(1)
     big = HMMTarget.sticky(4096)
     partial = _pinnings(4096, 2, seed=7, rows=4)
     answer = big.oracle().answer(partial)
