@@ -9,7 +9,10 @@ Then fit log(mean rounds) = a + b log(n) by OLS (statsmodels) per (family,
 sampler, policy), b with its 95% interval, beside the theory lines: 1
 (sequential), 2/3 (token-level, worst case), 1/2 (sequence-level, worst
 case) and the lower bound 1/3.  "best-fixed" is, at each n, the fixed block
-size with the fewest mean rounds (a tuned-per-n fixed policy).
+size with the fewest mean rounds (a tuned-per-n fixed policy), chosen on one
+half of each record's samples and reported on the other, independent half: a
+minimum taken over the same runs it reports would be biased low (and the
+fitted exponent with it).
 
 Results go to ``<out>/depth.json`` (records and fits), rewritten after every
 record so an interrupted run keeps what it measured.  Samples are drawn in
@@ -196,7 +199,7 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
                     record = {"family": family, "n": n, "sampler": kind, "policy": policy, "num_samples": int(r.size),
                               "rounds_mean": rm, "rounds_ci": [rlo, rhi], "rounds_sd": rsd, "queries_mean": qm, "queries_ci": [qlo, qhi],
                               "rounds_max": float(r.max()), "wall_s": wall, "wall_per_round_s": wall / max(calls_max, 1),
-                              "device": config.device}
+                              "device": config.device, "halves": _halves(r, qq)}
                     results["records"].append(record)
                     log(f"  {family:12s} n={n:5d} {kind:10s} block={policy:8s} rounds {rm:9.1f} [{rlo:.1f}, {rhi:.1f}]"
                         f"  queries {qm:10.1f}  {wall:6.2f}s")
@@ -220,16 +223,33 @@ def _dump(results, path):
     os.replace(tmp, path)
 
 
+def _halves(rounds: np.ndarray, queries: np.ndarray) -> dict | None:
+    """Split a record's i.i.d. samples into two independent halves (even / odd index): the "select" half
+    picks the best fixed block size, the "report" half gives its numbers.  None for a single sample."""
+    if rounds.size < 2:
+        return None
+    report_r, report_q = rounds[1::2], queries[1::2]
+    rm, rlo, rhi = _mean_ci(report_r)
+    qm, qlo, qhi = _mean_ci(report_q)
+    return {"select_rounds_mean": float(rounds[0::2].mean()),
+            "report": {"num_samples": int(report_r.size), "rounds_mean": rm, "rounds_ci": [rlo, rhi],
+                       "rounds_sd": float(report_r.std(ddof=1)) if report_r.size > 1 else 0.0,
+                       "queries_mean": qm, "queries_ci": [qlo, qhi], "rounds_max": float(report_r.max())}}
+
+
 def _with_best_fixed(records: list[dict]) -> list[dict]:
-    """Add, per (family, n, sampler), a "best-fixed" record: the fixed block size with the fewest mean rounds."""
+    """Add, per (family, n, sampler), a "best-fixed" record: the fixed block size with the fewest mean rounds
+    on the select half of its samples, reported with the numbers of its other (independent) half.  Records
+    without halves (one sample) take no part: they cannot both choose and report."""
     best: dict = {}
     for r in records:
-        if r["sampler"] == "sequential" or r["policy"] in ADAPTIVE_POLICIES + ("-", "best-fixed"):
+        if r["sampler"] == "sequential" or r["policy"] in ADAPTIVE_POLICIES + ("-", "best-fixed") or not r.get("halves"):
             continue
         key = (r["family"], r["n"], r["sampler"])
-        if key not in best or r["rounds_mean"] < best[key]["rounds_mean"]:
+        if key not in best or r["halves"]["select_rounds_mean"] < best[key]["halves"]["select_rounds_mean"]:
             best[key] = r
-    return records + [dict(r, policy="best-fixed", block_size=r["policy"]) for r in best.values()]
+    return records + [dict(r, **r["halves"]["report"], policy="best-fixed", block_size=r["policy"], selected_on="other half")
+                      for r in best.values()]
 
 
 def fit_exponents(records: list[dict], min_n: int = 16) -> list[dict]:
