@@ -4,62 +4,126 @@ Everything here works on counts: ``observed`` [K] (non-negative integers) and
 the exact law ``probs`` [K] they should follow.  A sample in a cell of
 probability zero is proof of inexactness: every test returns p = 0 for it.
 
-Tests
------
-* ``pearson`` / ``likelihood_ratio``: Pearson X^2 and the G (likelihood-ratio)
-  statistic, ``scipy.stats.power_divergence``, after *pooling*: cells whose
-  expected count m p_i is below ``min_expected`` (5, Cochran's rule) are merged,
-  smallest first, into one cell until that cell's expected count reaches
-  ``min_expected`` (and a lone leftover cell is merged too, so no degree of
-  freedom is fake).  Reference law: chi-square with (cells after pooling - 1)
-  degrees of freedom.
+Statistics
+----------
+* ``pearson`` / ``likelihood_ratio``: Pearson X^2 and the G statistic after
+  *pooling*: cells whose expected count m p_i is below ``min_expected`` (5)
+  are merged, smallest first, into one cell until that cell reaches
+  ``min_expected`` (a lone leftover cell joins it too).  Pooling depends on
+  (probs, m) only, never on the data.
 * ``corrected_chisquare``: T = sum_i ((N_i - m p_i)^2 - N_i) / (m p_i) over all
-  cells of positive probability, no pooling, so it keeps its power when most
-  cells are tiny (the collision-based identity tester).  Under H0 (multinomial)
-  its moments are EXACT:  E T = -1,  Var T = 2 (k - 1)(1 - 1/m)
-  (T + m = sum N_i (N_i - 1) / (m p_i), and factorial moments of the
-  multinomial give the rest; k = cells of positive probability).  The p-value
-  is calibrated by SIMULATION under H0 (seeded multinomial draws, enough of
-  them to resolve alpha: at least 50 / alpha) when that is affordable, and
-  otherwise by the normal law with the exact mean and variance (flagged
-  ``calibration = "normal"`` in details: approximate in the far tail).
-* ``marginal_tests``: each exact statistic law (single and pairwise marginals,
-  counts, user functions) tested by pooled Pearson, p-values adjusted for the
-  family by ``statsmodels.stats.multitest.multipletests`` (Holm by default);
-  the family's p-value is the smallest adjusted one.
-* ``auto_test``: Bonferroni over its parts: pooled Pearson on the joint, the
-  corrected statistic too when the table is sparse (m < 5 cells; see
-  ``choose_joint_test``), and the marginal family when statistics are given:
-  p = min(1, c min_j p_j), c parts.  It rejects whenever a part rejects at
-  alpha / c, which costs little power (alpha -> alpha / 3 at worst); the
-  benchmark (benchmarks/power_panel.py) shows it within 1.33x of the best
-  single test on every row.
+  cells of positive probability, no pooling (the collision-based identity
+  tester: keeps its power when most cells are tiny).  Its null moments are
+  exact: E T = -1, Var T = 2 (k - 1)(1 - 1/m).
+* marginal family: pooled Pearson on each exact statistic law (single and
+  pair marginals, counts, user functions).
+* ``auto``: pooled Pearson on the joint, the corrected statistic too when the
+  table is sparse (m < 5 cells), and the marginal family when statistics are
+  given, combined by a max-statistic (below).
+
+How every pass/fail decision is calibrated: Monte Carlo under the exact null
+-----------------------------------------------------------------------------
+No decision uses an asymptotic law (chi-square, normal): Cochran's rule and
+the normal law of the corrected statistic are for alpha near 0.05 and were
+5x to 27x liberal at alpha 1e-4 on sparse, peaked tables.  Each decision is
+a Monte Carlo test: the statistic S is simulated under H0 (multinomial(m,
+probs) counts, the exact null of every statistic here) and
+p = (1 + #{S_sim >= S}) / (B + 1), valid by construction (ties count as
+exceedances: conservative).
+
+* Resolution.  To reject at alpha, B + 1 = ceil(R / alpha) draws are made and
+  the test rejects iff fewer than R of them reach S (R = ``MC_RESOLUTION``,
+  10, reduced down to 1 when ``MC_WORK_BUDGET`` cannot afford it).  Its size
+  is R / ceil(R / alpha) <= alpha exactly, for every table and sample size.
+* Sequential stop (Besag and Clifford 1991).  Draws come in growing chunks and
+  stop as soon as R draws reach S: then the fixed-B test cannot reject either,
+  so the decision is the same and only the work differs.  A correct sampler
+  typically stops after ~R / p draws (tens to hundreds); only a rejection
+  needs all B.  Reported p: R'/L when stopped early (R' >= R exceedances in L
+  draws), else (1 + exceedances) / (B + 1).
+* Seeds.  The null draws of a check with seed s come from
+  ``numpy.random.default_rng([MC_SALT, s])``: a fresh, seed-dependent set for
+  every check, so the false-fail rate over seeds is <= alpha exactly
+  (unconditionally).  A critical value from one cached set of B draws would
+  instead give a rate that, conditionally on that set, fluctuates around alpha
+  by ~1/sqrt(B alpha) relative (30% at R = 10), and every seed of a CI suite
+  would share that error.  What is cached is everything seed-independent: the
+  pooling plan, the sampling plan, the statistic maps (``null_model``).
+* Inconclusive.  When even R = 1 is unaffordable (1 / (B + 1) > alpha at the
+  budget), no data can reject: a row whose statistic is reached by fewer than
+  ``MC_RESOLUTION`` of the affordable draws is "inconclusive" (never an
+  asymptotic guess); the others pass.
+* Max-statistic (min-p) combinations.  ``auto`` and the marginal family on a
+  joint table take S = the largest of the parts' standardised statistics
+  (Wilson-Hilferty normal scores of each chi-square-like statistic, i.e. the
+  smallest approximate p-value; in ``auto`` the marginal family enters with
+  its Bonferroni-scaled score so each of Pearson / corrected / marginals
+  weighs about the same as under the old Bonferroni over three parts).  The
+  approximate scores only weight the parts: the joint law of all parts is
+  simulated from the same multinomial draws, so the combination is exactly
+  calibrated and pays nothing for dependence.  In particular single
+  marginals, which are functions of the pair marginals, cost nothing extra on
+  a joint table.
+* Statistics path (no joint table).  The statistics' joint law is unknown, so
+  each statistic is its own Monte Carlo test and the family is Holm
+  (``statsmodels.stats.multitest.multipletests``) over them, valid under any
+  dependence.  There a single marginal does count as one more member: its
+  functional link to a pair marginal cannot be verified from an opaque
+  statistic function, and grouping on an unverified link would break the
+  null.
+
+``scipy.stats.monte_carlo_test`` is not used: it draws a fixed number of
+resamples (no sequential stop, so a passing check would cost the full
+R / alpha draws instead of ~R / p), takes one statistic per call (the
+max-statistic combination needs every part computed on the same draws), and
+simulates through ``rvs`` of one data set, where we need the multinomial
+count vector (and, for sparse tables, a two-stage draw that is 10x cheaper).
+
+Interface used by verification.power
+------------------------------------
+``decide`` / ``rejects`` (joint counts) and ``decide_statistics`` /
+``rejects_statistics`` (statistic counts) are the decision itself, vectorised
+over rows: ``check_exact`` calls the same functions on its one row.
 
 TV between the sampler's law and the target: ``tv_plug_in`` (biased upward),
 ``tv_bias_corrected`` (plug-in minus its exact expectation under H0, clipped
-at 0), ``tv_upper_bound`` (distribution-free upper confidence bound).
+at 0), ``tv_upper_bound`` (distribution-free upper confidence bound on the
+joint TV; meaningless for statistics).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import sparse, stats
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
 __all__ = [
-    "GofResult", "MIN_EXPECTED", "pool_cells", "pearson", "likelihood_ratio", "corrected_chisquare",
-    "corrected_null_moments", "corrected_moments", "marginal_tests", "auto_test", "choose_joint_test", "auto_parts",
-    "tv_plug_in", "tv_bias_corrected", "tv_upper_bound", "TESTS",
+    "GofResult", "Decisions", "MIN_EXPECTED", "TESTS", "JOINT_TESTS", "PASS", "FAIL", "INCONCLUSIVE",
+    "pool_cells", "pearson", "likelihood_ratio", "corrected_chisquare", "corrected_statistic",
+    "corrected_null_moments", "corrected_moments", "simulate_corrected_null", "marginal_tests", "auto_test",
+    "choose_joint_test", "auto_parts", "decide", "rejects", "decide_statistics", "rejects_statistics", "null_model",
+    "mc_plan", "tv_plug_in", "expected_null_tv", "tv_bias_corrected", "tv_upper_bound",
 ]
 
 MIN_EXPECTED = 5.0
 TV_CONFIDENCE = 0.95
-# Corrected statistic: simulate the null when (simulations x cells) stays under this.
-MAX_SIMULATION_WORK = 3 * 10**8
 TESTS = ("pearson", "likelihood-ratio", "corrected", "marginals", "auto")
+JOINT_TESTS = ("pearson", "likelihood-ratio", "corrected", "marginals", "auto")
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+
+MC_RESOLUTION = 10  # R: a rejection needs fewer than R of ceil(R / alpha) - 1 null draws to reach the statistic
+MC_WORK_BUDGET = 2.5e8  # most null-draw work per decision, in units of ~100 ns (one binomial draw): ~25 s
+MC_FIRST_CHUNK = 64
+MC_CHUNK_ELEMENTS = 2_000_000  # cap on chunk x cells held at once
+MC_SALT = 0x5EED_6F0F  # separates the null draws' stream from anything else seeded by the same seed
+MC_INTERVAL = 0.99  # level of the Clopper-Pearson interval reported for a Monte Carlo p-value
+_TIE = 1e-9  # relative tolerance: a simulated statistic this close to the observed one counts as reaching it
 
 
 @dataclass
@@ -71,6 +135,7 @@ class GofResult:
     num_samples: int
     cells: int
     details: dict = field(default_factory=dict)
+    verdict: str | None = None  # pass / fail / inconclusive when an alpha was given
 
 
 def _as_counts(observed, probs):
@@ -86,27 +151,17 @@ def _as_counts(observed, probs):
     return observed, probs / total
 
 
-def _impossible(observed, probs) -> bool:
-    return bool((observed[probs <= 0] > 0).any())
+def _check_alpha(alpha):
+    if not isinstance(alpha, (float, np.floating)) or not 0 < alpha < 1:
+        raise ValueError(f"alpha must be a float in (0, 1), got {alpha!r}")
+    return float(alpha)
 
 
 # ---------------------------------------------------------------- pooling
-def pool_cells(observed, probs, num_samples: int | None = None, min_expected: float = MIN_EXPECTED):
-    """Merge cells of small expected count.  Returns (observed [K'], probs [K'], info).
-
-    Cells of probability zero are dropped (a count there is handled by the
-    tests).  The cells with m p_i < ``min_expected`` are merged smallest first
-    into a single pooled cell; if its expected count is still below
-    ``min_expected`` (or only one other cell remains) the next smallest cells
-    join it.  ``info``: pooled_cells (how many were merged), pooled_mass
-    (their total probability, the TV the pooled test cannot see).
-    """
-    observed = np.asarray(observed, dtype=np.float64).reshape(-1)
-    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-    m = float(observed.sum()) if num_samples is None else float(num_samples)
-    keep = probs > 0
-    observed, probs = observed[keep], probs[keep]
-    expected = probs * m
+def _pooling_plan(probs: np.ndarray, m: float, min_expected: float = MIN_EXPECTED):
+    """(kept cells [H] in pooled order, merged cells [L]) of the positive cells; see ``pool_cells``."""
+    positive = np.flatnonzero(probs > 0)
+    expected = probs[positive] * m
     order = np.argsort(expected, kind="stable")
     small = int(np.searchsorted(expected[order], min_expected))  # cells below the threshold
     if small > 0:
@@ -116,40 +171,51 @@ def pool_cells(observed, probs, num_samples: int | None = None, min_expected: fl
     if small == len(order) - 1:
         small = len(order)  # a lone remaining cell would leave no degrees of freedom
     if small <= 1:  # one small cell alone is not pooled with anything; keep it as is
-        return observed, probs, {"pooled_cells": 0, "pooled_mass": 0.0}
-    low, high = order[:small], order[small:]
-    obs = np.concatenate([observed[high], [observed[low].sum()]])
-    prb = np.concatenate([probs[high], [probs[low].sum()]])
-    return obs, prb, {"pooled_cells": int(small), "pooled_mass": float(probs[low].sum())}
+        return positive[order], positive[:0]
+    return positive[order[small:]], positive[order[:small]]
 
 
-def _power_divergence(observed, probs, lambda_: str, name: str, min_expected: float) -> GofResult:
-    observed, probs = _as_counts(observed, probs)
-    m = int(round(observed.sum()))
-    cells = int((probs > 0).sum())
-    if m == 0:
-        return GofResult(name, 0.0, 1.0, 0, 0, cells)
-    if _impossible(observed, probs):
-        return GofResult(name, math.inf, 0.0, cells - 1, m, cells, {"impossible_cell_observed": True})
-    obs, prb, info = pool_cells(observed, probs, m, min_expected)
-    if len(obs) < 2:
-        return GofResult(name, 0.0, 1.0, 0, m, cells, info)
-    result = stats.power_divergence(obs, prb * m, lambda_=lambda_)
-    info.update(min_expected=min_expected, cells_after_pooling=len(obs))
-    return GofResult(name, float(result.statistic), float(result.pvalue), len(obs) - 1, m, cells, info)
+def pool_cells(observed, probs, num_samples: int | None = None, min_expected: float = MIN_EXPECTED):
+    """Merge cells of small expected count.  Returns (observed [K'], probs [K'], info).
+
+    Cells of probability zero are dropped (a count there is handled by the
+    tests).  The cells with m p_i < ``min_expected`` are merged smallest first
+    into a single pooled cell (last); if its expected count is still below
+    ``min_expected`` (or only one other cell remains) the next smallest cells
+    join it.  ``info``: pooled_cells (how many were merged), pooled_mass
+    (their total probability, the TV the pooled test cannot see).
+    """
+    observed = np.asarray(observed, dtype=np.float64).reshape(-1)
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    m = float(observed.sum()) if num_samples is None else float(num_samples)
+    kept, merged = _pooling_plan(probs, m, min_expected)
+    if len(merged) == 0:
+        return observed[kept], probs[kept], {"pooled_cells": 0, "pooled_mass": 0.0}
+    obs = np.concatenate([observed[kept], [observed[merged].sum()]])
+    prb = np.concatenate([probs[kept], [probs[merged].sum()]])
+    return obs, prb, {"pooled_cells": int(len(merged)), "pooled_mass": float(probs[merged].sum())}
 
 
-def pearson(observed, probs, min_expected: float = MIN_EXPECTED) -> GofResult:
-    """Pearson chi-square after pooling cells of expected count < min_expected."""
-    return _power_divergence(observed, probs, "pearson", "pearson", min_expected)
+# ---------------------------------------------------------------- statistics on rows of counts
+def _pooled(counts: np.ndarray, kept: np.ndarray, merged: np.ndarray) -> np.ndarray:
+    """Rows of counts [R, K] -> pooled counts [R, H (+1)] (the merged cells summed into the last column)."""
+    if len(merged) == 0:
+        return counts[:, kept]
+    return np.concatenate([counts[:, kept], counts[:, merged].sum(1, keepdims=True)], axis=1)
 
 
-def likelihood_ratio(observed, probs, min_expected: float = MIN_EXPECTED) -> GofResult:
-    """Likelihood-ratio (G) chi-square after the same pooling."""
-    return _power_divergence(observed, probs, "log-likelihood", "likelihood-ratio", min_expected)
+def _pearson_rows(pooled: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """X^2 = sum (N - e)^2 / e over rows [R, K'] -> [R]."""
+    return ((pooled - expected) ** 2 / expected).sum(1)
 
 
-# ---------------------------------------------------------------- corrected chi-square
+def _g_rows(pooled: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """G = 2 sum N log(N / e) (0 log 0 = 0) over rows [R, K'] -> [R]."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(pooled > 0, pooled * np.log(pooled / expected), 0.0)
+    return 2.0 * terms.sum(1)
+
+
 def corrected_statistic(counts: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """T = sum ((N - m p)^2 - N) / (m p) for counts [..., k] (positive-probability cells only)."""
     counts = np.asarray(counts, dtype=np.float64)
@@ -179,88 +245,565 @@ def corrected_moments(p0, p1, m: int) -> tuple[float, float]:
     return mean_u / m - m, max(var_u, 0.0) / (m * m)
 
 
-def corrected_chisquare(
-    observed, probs, alpha: float | None = None, calibration: str = "auto", seed: int = 0,
-    num_simulations: int | None = None,
-) -> GofResult:
-    """Variance-corrected chi-square (see the module docstring), one-sided (large T rejects).
+def _wilson_hilferty(x: np.ndarray, df: int) -> np.ndarray:
+    """Normal score of a chi-square(df)-like statistic (Wilson-Hilferty cube root): monotone in x.  Used only to put
+    the parts of a max-statistic on one scale; the combination itself is calibrated by simulation."""
+    c = 2.0 / (9.0 * df)
+    return (np.cbrt(np.maximum(x, 0.0) / df) - (1.0 - c)) / math.sqrt(c)
 
-    calibration: "simulation" (Monte Carlo under H0, p = (1 + #{T_sim >= T}) / (B + 1)),
-    "normal" (exact mean and variance, normal tail), or "auto" (simulation when
-    B x cells <= MAX_SIMULATION_WORK, B = max(2000, 50 / alpha)).
+
+# ---------------------------------------------------------------- the null model (seed-independent, cached)
+class _Part:
+    """One statistic of a decision: ``score(counts [R, k]) -> [R]`` on counts of the positive cells."""
+
+    def __init__(self, name: str, score, dof: int, raw):
+        self.name, self.score, self.dof, self.raw = name, score, dof, raw
+
+
+class NullModel:
+    """Everything about one (test, probs, m, statistics) that does not depend on data or seed.
+
+    ``draw(generator, size)`` -> null counts [size, k] of the positive cells (or of the pooled cells for pearson /
+    likelihood-ratio: the same law for their statistic, k' binomials instead of k), ``reduce(counts [R, K])`` the
+    observed rows into the same space, ``statistic(rows) -> [R]`` the decision's statistic (large rejects),
+    ``cost`` the work of one draw (units of ~100 ns).
     """
-    observed, probs = _as_counts(observed, probs)
-    m = int(round(observed.sum()))
-    keep = probs > 0
-    k = int(keep.sum())
-    if m == 0:
-        return GofResult("corrected", 0.0, 1.0, k - 1, 0, k)
-    if _impossible(observed, probs):
-        return GofResult("corrected", math.inf, 0.0, k - 1, m, k, {"impossible_cell_observed": True})
-    obs, prb = observed[keep], probs[keep]
-    t = float(corrected_statistic(obs, prb))
-    mean, var = corrected_null_moments(k, m)
-    z = (t - mean) / math.sqrt(var) if var > 0 else 0.0
-    details = {"null_mean": mean, "null_variance": var, "z": z}
-    if calibration not in ("auto", "simulation", "normal"):
-        raise ValueError(f"calibration must be 'auto', 'simulation' or 'normal', got {calibration!r}")
-    if num_simulations is None:
-        num_simulations = max(2000, int(math.ceil(50.0 / alpha))) if alpha else 2000
-    if calibration == "auto":
-        calibration = "simulation" if num_simulations * min(k, m) <= MAX_SIMULATION_WORK else "normal"
-    if calibration == "normal" or var <= 0:
-        p = float(stats.norm.sf(z)) if var > 0 else 1.0
-        details["calibration"] = "normal"
+
+    def __init__(self, test: str, probs: np.ndarray, m: int, cell_maps=None):
+        self.test, self.m = test, int(m)
+        self.positive = np.flatnonzero(probs > 0)
+        p = probs[self.positive]
+        self.k = len(p)
+        kept, merged = _pooling_plan(probs, m)
+        self.pooled_cells = len(kept) + (1 if len(merged) else 0)
+        self.pooled_mass = float(probs[merged].sum())
+        self.parts: list[_Part] = []
+        if test in ("pearson", "likelihood-ratio"):
+            # draw straight in the pooled space: the pooled counts are multinomial(m, pooled probs)
+            self._pooled_space = True
+            self.kept, self.merged = kept, merged
+            self.probs = np.concatenate([probs[kept], [probs[merged].sum()]]) if len(merged) else probs[kept]
+            expected = self.probs * m
+            raw = _pearson_rows if test == "pearson" else _g_rows
+            self.parts = [_Part(test, lambda rows, e=expected, f=raw: f(rows, e), self.pooled_cells - 1,
+                                lambda rows, e=expected, f=raw: f(rows, e))]
+            self.cost = float(len(self.probs))
+            self._plan_sampler(self.probs)
+            return
+        self._pooled_space = False
+        self.probs = p
+        local = np.full(len(probs), -1)
+        local[self.positive] = np.arange(self.k)
+        if test == "auto":
+            pk, pm = local[kept], local[merged]
+            expected = (np.concatenate([p[pk], [p[pm].sum()]]) if len(pm) else p[pk]) * m
+            dof = self.pooled_cells - 1
+            if dof >= 1:
+                self.parts.append(_Part("pearson", lambda rows, pk=pk, pm=pm, e=expected, d=dof:
+                                        _wilson_hilferty(_pearson_rows(_pooled(rows, pk, pm), e), d), dof,
+                                        lambda rows, pk=pk, pm=pm, e=expected: _pearson_rows(_pooled(rows, pk, pm), e)))
+        if test == "corrected" or (test == "auto" and "corrected" in auto_parts(self.k, m, False)):
+            if self.k >= 2 and m >= 2:
+                scale = math.sqrt(1.0 - 1.0 / m)
+                dof = self.k - 1
+                raw = lambda rows, p=p: corrected_statistic(rows, p)  # noqa: E731
+                self.parts.append(_Part("corrected", lambda rows, p=p, s=scale, d=dof:
+                                        _wilson_hilferty(d + (corrected_statistic(rows, p) + 1.0) / s, d), dof, raw))
+        self.family: list[_Part] = []
+        if cell_maps:
+            # one 0/1 matrix [k, sum K_s] folds joint counts into every statistic's counts at once
+            columns, offset, blocks = [], 0, []
+            for name, cell_value, law in cell_maps:
+                columns.append(cell_value[self.positive] + offset)
+                blocks.append((name, law, offset))
+                offset += len(law)
+            rows_ix = np.tile(np.arange(self.k), len(columns))
+            fold = sparse.csr_matrix((np.ones(rows_ix.size), (rows_ix, np.concatenate(columns))), shape=(self.k, offset))
+            self._fold = fold.toarray() if self.k * offset <= 200_000 else fold
+            for name, law, start in blocks:
+                fk, fm = _pooling_plan(law, m)
+                expected = (np.concatenate([law[fk], [law[fm].sum()]]) if len(fm) else law[fk]) * m
+                dof = len(fk) + (1 if len(fm) else 0) - 1
+                if dof < 1:
+                    continue  # everything pooled: this statistic cannot reject at this sample size
+                fk, fm = fk + start, fm + start
+                raw = lambda folded, fk=fk, fm=fm, e=expected: _pearson_rows(_pooled(folded, fk, fm), e)  # noqa: E731
+                self.family.append(_Part(name, lambda folded, r=raw, d=dof: _wilson_hilferty(r(folded), d), dof, raw))
+        if test == "marginals" and not self.family:
+            raise ValueError("the marginal family needs at least one statistic with two or more cells after pooling")
+        self._plan_sampler(p)
+        self.cost = float(self._dense.size + 0.5 * self._rest_samples + 0.05 * self.k
+                          + (0.02 * self._fold.size if self.family and isinstance(self._fold, np.ndarray) else
+                             0.05 * len(self.family) * min(self.k, self.m))
+                          + 0.02 * self.k * len(self.parts))
+
+    def _plan_sampler(self, p: np.ndarray) -> None:
+        """Dense cells (m p >= 2) by one multinomial, the rest through one pooled cell whose samples are placed by
+        inverse-CDF lookup: for peaked sparse tables (thousands of tiny cells) this is ~10x cheaper than k binomials."""
+        dense = p * self.m >= 2.0
+        if dense.all() or (~dense).sum() < 8:
+            dense[:] = True
+        self._dense = np.flatnonzero(dense)
+        self._rest = np.flatnonzero(~dense)
+        rest_mass = float(p[self._rest].sum())
+        self._head = np.append(p[self._dense], rest_mass) if len(self._rest) else p[self._dense]
+        self._head = self._head / self._head.sum()
+        self._rest_cdf = np.cumsum(p[self._rest]) / rest_mass if len(self._rest) else None
+        self._rest_samples = self.m * rest_mass
+
+    def draw(self, generator: np.random.Generator, size: int) -> np.ndarray:
+        """Null counts [size, k] (k = cells of this model's space), multinomial(m, probs)."""
+        head = generator.multinomial(self.m, self._head, size=size)
+        if not len(self._rest):
+            return head
+        out = np.empty((size, len(self.probs)), dtype=np.int64)
+        out[:, self._dense] = head[:, :-1]
+        n_rest = head[:, -1]
+        cells = np.searchsorted(self._rest_cdf, generator.random(int(n_rest.sum())), side="right")
+        cells = np.minimum(cells, len(self._rest) - 1)
+        rows = np.repeat(np.arange(size), n_rest)
+        out[:, self._rest] = np.bincount(rows * len(self._rest) + cells, minlength=size * len(self._rest)).reshape(
+            size, len(self._rest))
+        return out
+
+    def reduce(self, counts: np.ndarray) -> np.ndarray:
+        """Observed rows [R, K] (all cells) -> rows in this model's space."""
+        if self._pooled_space:
+            return _pooled(counts, self.kept, self.merged)
+        return counts[:, self.positive]
+
+    def statistic(self, rows: np.ndarray) -> np.ndarray:
+        """The decision's statistic [R] (large is evidence against H0)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if self.test in ("pearson", "likelihood-ratio", "corrected"):
+            return self.parts[0].raw(rows)
+        if self.family:
+            folded = self._folded(rows)
+            family = np.max([part.score(folded) for part in self.family], axis=0)
+        if self.test == "marginals":
+            return family
+        # auto: -log of each part's approximate p-value; the family's min-p is Bonferroni-scaled by its size
+        logp = [stats.norm.logsf(part.score(rows)) for part in self.parts]
+        if self.family:
+            logp.append(np.minimum(0.0, math.log(len(self.family)) + stats.norm.logsf(family)))
+        if not logp:
+            return np.zeros(len(rows))
+        return -np.min(logp, axis=0)
+
+    def _folded(self, rows: np.ndarray) -> np.ndarray:
+        """Joint counts [R, k] -> every statistic's counts side by side [R, sum K_s]."""
+        if isinstance(self._fold, np.ndarray):
+            return rows @ self._fold
+        return (sparse.csr_matrix(rows) @ self._fold).toarray()
+
+    def part_statistics(self, rows: np.ndarray) -> dict:
+        """Raw statistic of every part [R] (for the report)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        out = {part.name: part.raw(rows) for part in self.parts}
+        if self.family:
+            folded = self._folded(rows)
+            out.update({part.name: part.raw(folded) for part in self.family})
+        return out
+
+    @property
+    def degenerate(self) -> bool:
+        """True when the statistic is constant under H0 (nothing to test: everything pooled, or one cell)."""
+        if self.test in ("pearson", "likelihood-ratio"):
+            return self.pooled_cells < 2
+        return not self.parts and not self.family
+
+
+_MODELS: OrderedDict = OrderedDict()
+_MODEL_CACHE_SIZE = 64
+
+
+def _cell_maps(statistics, probs: np.ndarray, table_shape) -> list:
+    """(name, statistic value of every cell [K], exact law [K_s]) for statistics of an enumerable table."""
+    import torch
+
+    if not statistics:
+        return []
+    if table_shape is None:
+        raise ValueError("statistics on a joint table need table_shape=(q,) * n (or probs shaped like the table)")
+    n, q = len(table_shape), int(table_shape[0])
+    if q**n != probs.size:
+        raise ValueError(f"table_shape {tuple(table_shape)} does not match probs with {probs.size} cells")
+    strides = q ** torch.arange(n - 1, -1, -1)
+    cells = (torch.arange(q**n).unsqueeze(1) // strides) % q
+    maps = []
+    for stat in statistics:
+        value = stat.function(cells).to(torch.long).reshape(-1).numpy()
+        size = stat.probs.numel()
+        if value.min() < 0 or value.max() >= size:
+            raise ValueError(f"statistic {stat.name!r} maps a cell outside 0..{size - 1}")
+        law = np.bincount(value, weights=probs, minlength=size)
+        if np.abs(law - stat.probs.numpy()).max() > 1e-8:
+            raise ValueError(f"statistic {stat.name!r}: its law is not the table's law of that statistic")
+        maps.append((stat.name, value, law))
+    return maps
+
+
+def null_model(test: str, probs, num_samples: int, statistics=None, table_shape=None) -> NullModel:
+    """The cached seed-independent part of a decision (see ``NullModel``)."""
+    probs = np.asarray(probs, np.float64)
+    if table_shape is None and probs.ndim > 1:
+        table_shape = probs.shape
+    probs = probs.reshape(-1)
+    probs = probs / probs.sum()
+    if test == "auto" and not statistics:
+        statistics = None
+    names = tuple(s.name for s in statistics) if statistics else ()
+    digest = hashlib.sha1(probs.tobytes()).hexdigest()
+    key = (test, digest, int(num_samples), names, tuple(table_shape) if statistics else None)
+    if statistics:  # a statistic is identified by its name and by the value it gives every cell
+        maps = _cell_maps(statistics, probs, table_shape)
+        key += (hashlib.sha1(b"".join(v.tobytes() for _, v, _ in maps)).hexdigest(),)
+    model = _MODELS.get(key)
+    if model is None:
+        model = NullModel(test, probs, int(num_samples), maps if statistics else None)
+        _MODELS[key] = model
+        while len(_MODELS) > _MODEL_CACHE_SIZE:
+            _MODELS.popitem(last=False)
     else:
-        null = simulate_corrected_null(prb, m, num_simulations, seed)
-        p = (1.0 + float((null >= t - 1e-9 * max(1.0, abs(t))).sum())) / (num_simulations + 1.0)
-        details.update(calibration="simulation", num_simulations=num_simulations)
-    return GofResult("corrected", t, p, k - 1, m, k, details)
+        _MODELS.move_to_end(key)
+    return model
+
+
+# ---------------------------------------------------------------- Monte Carlo decision
+@dataclass
+class Decisions:
+    """Decisions on R rows.  ``verdict`` [R]: "pass" / "fail" / "inconclusive"; ``reject`` [R] is verdict == "fail"
+    (p <= alpha, or a sample in a zero-probability cell); ``p_value`` [R] (Monte Carlo, see the module docstring);
+    ``statistic`` [R]; ``draws`` / ``exceedances`` [R] of the null simulation; ``resolution`` R and ``max_draws``
+    B the plan used; ``resolves_alpha``: whether the budget could reject at alpha at all."""
+
+    verdict: np.ndarray
+    reject: np.ndarray
+    p_value: np.ndarray
+    statistic: np.ndarray
+    draws: np.ndarray
+    exceedances: np.ndarray
+    resolution: int
+    max_draws: int
+    resolves_alpha: bool
+    impossible: np.ndarray
+
+    @property
+    def inconclusive(self) -> np.ndarray:
+        return self.verdict == INCONCLUSIVE
+
+
+def mc_plan(cost_per_draw: float, alpha: float) -> tuple[int, int, bool]:
+    """(R, B, resolves): Monte Carlo plan for level alpha at this cost per draw.  Resolves: B + 1 = ceil(R / alpha)
+    with R = MC_RESOLUTION, or the largest R >= 1 the budget affords; else B = the affordable draws, R =
+    MC_RESOLUTION (a row then passes only when R draws reach it, and is inconclusive otherwise)."""
+    affordable = int(MC_WORK_BUDGET / max(cost_per_draw, 1.0))
+    r = min(MC_RESOLUTION, int(math.floor((affordable + 1) * alpha)))
+    if r >= 1:
+        return r, int(math.ceil(r / alpha)) - 1, True
+    return MC_RESOLUTION, max(affordable, MC_RESOLUTION), False
+
+
+def _chunk_sizes(model: NullModel):
+    """The fixed chunk schedule of a null stream (64, 128, 256, ... up to a memory cap): independent of alpha, so
+    every alpha reads a prefix of the same draws."""
+    size = MC_FIRST_CHUNK
+    cap = max(MC_FIRST_CHUNK, MC_CHUNK_ELEMENTS // max(len(model.probs), 1))
+    while True:
+        yield min(size, cap)
+        size *= 2
+
+
+def _generator(seed: int) -> np.random.Generator:
+    return np.random.default_rng([MC_SALT, int(seed)])
+
+
+class _NullStream:
+    """The null statistics of one (model, seed) in draw order, drawn chunk by chunk on demand and kept (with a
+    sorted copy per chunk), so that deciding many rows, or the same seed again at another alpha, draws nothing
+    twice.  Caching changes no result: the stream is a deterministic function of (model, seed)."""
+
+    def __init__(self, model: NullModel, seed: int):
+        self.model, self.generator, self.sizes = model, _generator(seed), _chunk_sizes(model)
+        self.chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        self.nbytes = 0
+
+    def chunk(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        while len(self.chunks) <= i:
+            values = self.model.statistic(self.model.draw(self.generator, next(self.sizes)))
+            self.chunks.append((values, np.sort(values)))
+            self.nbytes += 2 * values.nbytes
+        return self.chunks[i]
+
+
+_STREAMS: OrderedDict = OrderedDict()
+_STREAM_CACHE_BYTES = 256 * 2**20
+
+
+def _stream(model: NullModel, seed: int) -> _NullStream:
+    key = (id(model), int(seed))
+    stream = _STREAMS.get(key)
+    if stream is None or stream.model is not model:
+        stream = _STREAMS[key] = _NullStream(model, seed)
+    _STREAMS.move_to_end(key)
+    return stream
+
+
+def _trim_streams() -> None:
+    total = sum(s.nbytes for s in _STREAMS.values())
+    while total > _STREAM_CACHE_BYTES and _STREAMS:
+        total -= _STREAMS.popitem(last=False)[1].nbytes
+
+
+def _monte_carlo(model: NullModel, observed: np.ndarray, alpha: float, seed: int):
+    """Sequential Monte Carlo on one seed's null stream for every row of ``observed`` statistics [R]: draws until
+    each row is reached by R null statistics (it passes) or B draws are spent.
+    Returns (exceedances [R], draws [R], R, B, resolves)."""
+    r, b, resolves = mc_plan(model.cost, alpha)
+    rows = len(observed)
+    exceed = np.zeros(rows, dtype=np.int64)
+    draws = np.zeros(rows, dtype=np.int64)
+    active = np.ones(rows, dtype=bool)
+    threshold = observed - _TIE * np.maximum(1.0, np.abs(observed))
+    stream = _stream(model, seed)
+    drawn, i = 0, 0
+    while drawn < b and active.any():
+        values, ordered = stream.chunk(i)
+        take = min(len(values), b - drawn)
+        if take < len(values):
+            ordered = np.sort(values[:take])
+        drawn += take
+        i += 1
+        idx = np.flatnonzero(active)
+        exceed[idx] += take - np.searchsorted(ordered, threshold[idx], side="left")
+        draws[idx] = drawn
+        active[idx[exceed[idx] >= r]] = False
+    _trim_streams()
+    return exceed, draws, r, b, resolves
+
+
+def _decide_rows(model: NullModel, reduced: np.ndarray, impossible: np.ndarray, alpha: float, seeds) -> Decisions:
+    rows = len(reduced)
+    statistic = model.statistic(reduced) if rows else np.zeros(0)
+    exceed = np.zeros(rows, dtype=np.int64)
+    draws = np.zeros(rows, dtype=np.int64)
+    r, b, resolves = mc_plan(model.cost, alpha)
+    if not model.degenerate:
+        seeds = np.broadcast_to(np.asarray(seeds, dtype=np.int64), (rows,))
+        todo = ~impossible
+        for seed in np.unique(seeds[todo]):
+            idx = np.flatnonzero(todo & (seeds == seed))
+            e, d, r, b, resolves = _monte_carlo(model, statistic[idx], alpha, int(seed))
+            exceed[idx], draws[idx] = e, d
+    stopped = exceed >= r
+    if model.degenerate:
+        p = np.ones(rows)
+        verdict = np.full(rows, PASS, dtype=object)
+    else:
+        p = np.where(stopped, exceed / np.maximum(draws, 1), (exceed + 1.0) / (b + 1.0))
+        verdict = np.where(stopped, PASS, FAIL if resolves else INCONCLUSIVE).astype(object)
+        p = np.minimum(p, 1.0)
+    verdict[impossible] = FAIL
+    p = np.where(impossible, 0.0, p)
+    verdict = verdict.astype(str)
+    return Decisions(verdict, verdict == FAIL, p, np.where(impossible, np.inf, statistic), draws, exceed, r, b,
+                     resolves, impossible)
+
+
+def _as_rows(counts, probs) -> tuple[np.ndarray, np.ndarray, int]:
+    probs = np.asarray(probs, np.float64).reshape(-1)
+    counts = np.asarray(counts)
+    if counts.ndim == 1:
+        counts = counts[None]
+    if counts.ndim != 2 or counts.shape[1] != probs.size:
+        raise ValueError(f"counts must be [R, K] with K = {probs.size} cells, got shape {counts.shape}")
+    if (counts < 0).any() or (probs < 0).any() or abs(probs.sum() - 1) > 1e-6:
+        raise ValueError("counts must be non-negative and probs a law (non-negative, summing to 1)")
+    totals = counts.sum(1)
+    if len(totals) and (totals != totals[0]).any():
+        raise ValueError("every row of counts must have the same number of samples")
+    m = int(totals[0]) if len(totals) else 0
+    if m < 1:
+        raise ValueError("counts must hold at least one sample per row")
+    return counts, probs / probs.sum(), m
+
+
+def decide(test: str, counts, probs, alpha: float, *, seed=0, statistics=None, table_shape=None) -> Decisions:
+    """The pass/fail/inconclusive decision of ``test`` on rows of joint counts, exactly as ``check_exact`` makes it.
+
+    test: "pearson" | "likelihood-ratio" | "corrected" | "auto" | "marginals" ("auto" includes the marginal family
+    when ``statistics`` are given, as check_exact does; "marginals" needs them).
+    counts: int [R, K] (or [K]), every row the same number of samples m; probs: [K] flattened table (or the table
+    itself, shape (q,) * n); alpha: level of each row's test.  seed: int (every row uses that seed's null draws:
+    what check_exact(seed=seed) decides on each row) or int array [R] (row r uses seeds[r]).  statistics: list of
+    ExactStatistic of the table (values of every cell are computed through ``table_shape`` = (q,) * n).
+    Inconclusive rows: only when the Monte Carlo budget cannot resolve alpha (``resolves_alpha`` False), never on
+    power grounds (that is ``check_exact``'s business: it depends on no data).
+    """
+    if test not in JOINT_TESTS:
+        raise ValueError(f"test must be one of {JOINT_TESTS}, got {test!r}")
+    alpha = _check_alpha(alpha)
+    shape = np.shape(probs) if np.ndim(probs) > 1 else table_shape
+    counts, p, m = _as_rows(counts, probs)
+    if test == "marginals" and not statistics:
+        raise ValueError("test 'marginals' needs statistics")
+    model = null_model(test, p, m, statistics if test in ("auto", "marginals") else None, shape)
+    impossible = counts[:, p <= 0].sum(1) > 0
+    return _decide_rows(model, model.reduce(counts), impossible, alpha, seed)
+
+
+def rejects(test: str, counts, probs, alpha: float, *, seed=0, statistics=None, table_shape=None) -> np.ndarray:
+    """bool [R]: rows whose verdict is "fail" (see ``decide``; inconclusive rows are not rejections)."""
+    return decide(test, counts, probs, alpha, seed=seed, statistics=statistics, table_shape=table_shape).reject
+
+
+def decide_statistics(statistic_counts, statistics, alpha: float, *, seed=0) -> tuple[Decisions, list[Decisions]]:
+    """The statistics-path decision (no joint table): each statistic's pooled Pearson is a Monte Carlo test on its
+    own exact law at alpha / M, and the family is Holm over the M statistics (global p = smallest Holm-adjusted p).
+
+    statistic_counts: list of M int arrays [R, K_j] (or [K_j]): counts of each statistic's categories per row;
+    statistics: the M ExactStatistic (their ``probs`` are the null laws).  Returns (family decisions [R], the M
+    per-statistic decisions at alpha / M).  The family fails when some statistic fails; it is inconclusive when
+    none fails and some statistic is inconclusive.
+    """
+    alpha = _check_alpha(alpha)
+    if not statistics or len(statistic_counts) != len(statistics):
+        raise ValueError("decide_statistics needs one counts array per statistic (and at least one statistic)")
+    size = len(statistics)
+    parts = []
+    for counts, stat in zip(statistic_counts, statistics):
+        counts, p, m = _as_rows(counts, stat.probs.numpy())
+        model = null_model("pearson", p, m)
+        impossible = counts[:, p <= 0].sum(1) > 0
+        salt = int(hashlib.sha1(stat.name.encode()).hexdigest()[:7], 16)  # independent streams per statistic
+        seeds = np.asarray(seed, dtype=np.int64) * 1_000_003 + salt
+        parts.append(_decide_rows(model, model.reduce(counts), impossible, alpha / size, seeds))
+    p_values = np.stack([d.p_value for d in parts], axis=1)  # [R, M]
+    adjusted = np.stack([multipletests(row, method="holm")[1] for row in p_values]) if size > 1 else p_values
+    fail = np.any([d.reject for d in parts], axis=0)
+    unresolved = np.any([d.inconclusive for d in parts], axis=0)
+    verdict = np.where(fail, FAIL, np.where(unresolved, INCONCLUSIVE, PASS)).astype(str)
+    worst = np.argmin(adjusted, axis=1)
+    rows = np.arange(len(verdict))
+    family = Decisions(verdict, fail, adjusted.min(1), np.stack([d.statistic for d in parts], 1)[rows, worst],
+                       np.sum([d.draws for d in parts], axis=0), np.stack([d.exceedances for d in parts], 1)[rows, worst],
+                       MC_RESOLUTION, max(d.max_draws for d in parts), all(d.resolves_alpha for d in parts),
+                       np.any([d.impossible for d in parts], axis=0))
+    return family, parts
+
+
+def rejects_statistics(statistic_counts, statistics, alpha: float, *, seed=0) -> np.ndarray:
+    """bool [R]: rows whose statistics-path verdict is "fail" (see ``decide_statistics``)."""
+    return decide_statistics(statistic_counts, statistics, alpha, seed=seed)[0].reject
+
+
+# ---------------------------------------------------------------- single-sample tests (one row)
+def _mc_details(d: Decisions, alpha: float) -> dict:
+    draws, exceed = int(d.draws[0]), int(d.exceedances[0])
+    details = {"calibration": "monte-carlo", "mc_draws": draws, "mc_exceedances": exceed,
+               "mc_resolution": d.resolution, "mc_max_draws": d.max_draws, "mc_resolves_alpha": d.resolves_alpha,
+               "alpha": alpha}
+    if draws > 0:
+        low, high = proportion_confint(exceed, draws, alpha=1 - MC_INTERVAL, method="beta")
+        details["mc_p_interval"] = [float(low), float(high)]
+        details["mc_interval_level"] = MC_INTERVAL
+    return details
+
+
+def _single(test: str, observed, probs, alpha, seed, statistics=None, table_shape=None) -> GofResult:
+    observed, probs_flat = _as_counts(observed, probs)
+    m = int(round(observed.sum()))
+    cells = int((probs_flat > 0).sum())
+    name = {"marginals": "marginals-maxstat"}.get(test, test)
+    if m == 0:
+        return GofResult(name, 0.0, 1.0, 0, 0, cells, {}, PASS if alpha is not None else None)
+    level = 1e-3 if alpha is None else alpha  # without an alpha: p-values resolved down to ~1e-3
+    shape = np.shape(probs) if np.ndim(probs) > 1 else table_shape
+    d = decide(test, observed.astype(np.int64), probs_flat, level, seed=seed, statistics=statistics, table_shape=shape)
+    model = null_model(test, probs_flat, m, statistics if test in ("auto", "marginals") else None, shape)
+    details = _mc_details(d, level)
+    if d.impossible[0]:
+        details["impossible_cell_observed"] = True
+    details.update(pooled_cells=model.pooled_cells, pooled_mass=model.pooled_mass)
+    dof = model.pooled_cells - 1 if test in ("pearson", "likelihood-ratio") else cells - 1
+    if test in ("pearson", "likelihood-ratio") and not d.impossible[0] and model.pooled_cells >= 2:
+        details["asymptotic_p_value"] = float(stats.chi2.sf(d.statistic[0], dof))  # display only, never decides
+    return GofResult(name, float(d.statistic[0]), float(d.p_value[0]), dof, m, cells, details,
+                     str(d.verdict[0]) if alpha is not None else None)
+
+
+def pearson(observed, probs, min_expected: float = MIN_EXPECTED, *, alpha: float | None = None,
+            seed: int = 0) -> GofResult:
+    """Pooled Pearson X^2 with a Monte Carlo p-value resolved at ``alpha`` (default: down to ~1e-3)."""
+    if min_expected != MIN_EXPECTED:
+        raise ValueError(f"min_expected is fixed at {MIN_EXPECTED} (the decision's pooling)")
+    return _single("pearson", observed, probs, alpha, seed)
+
+
+def likelihood_ratio(observed, probs, min_expected: float = MIN_EXPECTED, *, alpha: float | None = None,
+                     seed: int = 0) -> GofResult:
+    """Pooled likelihood-ratio (G) statistic with a Monte Carlo p-value (as ``pearson``)."""
+    if min_expected != MIN_EXPECTED:
+        raise ValueError(f"min_expected is fixed at {MIN_EXPECTED} (the decision's pooling)")
+    return _single("likelihood-ratio", observed, probs, alpha, seed)
+
+
+def corrected_chisquare(observed, probs, alpha: float | None = None, seed: int = 0) -> GofResult:
+    """Variance-corrected chi-square, one-sided (large T rejects), Monte Carlo p-value resolved at ``alpha``."""
+    result = _single("corrected", observed, probs, alpha, seed)
+    k, m = result.cells, result.num_samples
+    if m:
+        mean, var = corrected_null_moments(k, m)
+        result.details.update(null_mean=mean, null_variance=var,
+                              z=(result.statistic - mean) / math.sqrt(var) if var > 0 else 0.0)
+    return result
 
 
 def simulate_corrected_null(probs, m: int, num_simulations: int, seed: int = 0) -> np.ndarray:
-    """num_simulations draws of T under H0 (multinomial(m, probs)), seeded."""
+    """num_simulations draws of T under H0 (multinomial(m, probs) over positive cells), seeded."""
+    model = null_model("corrected", np.asarray(probs, np.float64), m)
     generator = np.random.default_rng(seed)
-    k = len(probs)
-    out = np.empty(num_simulations)
-    chunk = max(1, int(2e7 // max(k, 1)))
-    for start in range(0, num_simulations, chunk):
-        size = min(chunk, num_simulations - start)
-        if m < k:  # sparse: draw the samples themselves and count them
-            draws = generator.choice(k, size=(size, m), p=probs)
-            rows = np.arange(size).reshape(-1, 1) * k
-            counts = np.bincount((rows + draws).ravel(), minlength=size * k).reshape(size, k)
-        else:
-            counts = generator.multinomial(m, probs, size=size)
-        out[start:start + size] = corrected_statistic(counts, probs)
-    return out
+    out, drawn = [], 0
+    for size in _chunk_sizes(model):
+        if drawn >= num_simulations:
+            break
+        out.append(model.statistic(model.draw(generator, min(size, num_simulations - drawn))))
+        drawn += len(out[-1])
+    return np.concatenate(out) if out else np.zeros(0)
 
 
-# ---------------------------------------------------------------- marginals
-def marginal_tests(values, statistics, method: str = "holm", min_expected: float = MIN_EXPECTED) -> GofResult:
-    """Pooled Pearson on each exact statistic law, family-wise corrected by ``method``.
+def marginal_tests(values, statistics, method: str = "holm", *, alpha: float | None = None, seed: int = 0) -> GofResult:
+    """The statistics-path family: pooled Pearson on each exact statistic law (Monte Carlo p-value), adjusted by
+    ``method`` (Holm) over the family; the family's p-value is the smallest adjusted one.
 
     values: samples [N, n] (torch or numpy); statistics: list of ExactStatistic.
     """
     if not statistics:
         raise ValueError("marginal_tests needs at least one exact statistic")
+    if method != "holm":
+        raise ValueError("marginal_tests decides by Holm (the decision's rule); other methods are not offered")
+    level = 1e-3 if alpha is None else _check_alpha(alpha)
+    counts = [stat.counts(values).numpy() for stat in statistics]
+    family, parts = decide_statistics(counts, statistics, level, seed=seed)
     rows, p_values = [], []
-    for stat in statistics:
-        observed = stat.counts(values).numpy()
+    for stat, observed, d in zip(statistics, counts, parts):
         probs = stat.probs.numpy()
-        result = pearson(observed, probs, min_expected)
         m = max(observed.sum(), 1)
-        rows.append({"statistic": stat.name, "chi2": result.statistic, "p_value": result.p_value, "dof": result.dof,
+        model = null_model("pearson", probs, int(observed.sum())) if observed.sum() else None
+        rows.append({"statistic": stat.name, "chi2": float(d.statistic[0]), "p_value": float(d.p_value[0]),
+                     "dof": (model.pooled_cells - 1) if model else 0, "verdict_at_alpha_over_M": str(d.verdict[0]),
                      "tv": 0.5 * float(np.abs(observed / m - probs).sum()), "cells": len(probs),
-                     "pooled_mass": result.details.get("pooled_mass", 0.0)})
-        p_values.append(result.p_value)
-    adjusted = multipletests(p_values, method=method)[1]
+                     "pooled_mass": model.pooled_mass if model else 0.0, "mc_draws": int(d.draws[0])})
+        p_values.append(float(d.p_value[0]))
+    adjusted = multipletests(p_values, method="holm")[1]
     for row, adj in zip(rows, adjusted):
         row["p_adjusted"] = float(adj)
     worst = int(np.argmin(adjusted))
-    num = int(sum(stat.counts(values).sum() for stat in statistics[:1]))
-    return GofResult(f"marginals-{method}", rows[worst]["chi2"], float(adjusted[worst]), rows[worst]["dof"], num,
-                     len(statistics), {"statistics": rows, "correction": method, "worst": rows[worst]["statistic"]})
+    num = int(counts[0].sum())
+    details = {"statistics": rows, "correction": "holm", "worst": rows[worst]["statistic"], "alpha": level,
+               "calibration": "monte-carlo per statistic at alpha / M", "mc_resolves_alpha": bool(family.resolves_alpha)}
+    return GofResult("marginals-holm", rows[worst]["chi2"], float(family.p_value[0]), rows[worst]["dof"], num,
+                     len(statistics), details, str(family.verdict[0]) if alpha is not None else None)
 
 
 # ---------------------------------------------------------------- auto
@@ -275,30 +818,28 @@ def auto_parts(cells: int, num_samples: int, with_marginals: bool) -> list[str]:
     return parts + (["marginals"] if with_marginals else [])
 
 
-def auto_test(observed, probs, values=None, statistics=None, alpha: float | None = None, seed: int = 0) -> GofResult:
-    """Bonferroni combination of its parts: pooled Pearson on the joint, the corrected statistic when the
-    table is sparse, and the marginal family (Holm) when statistics are given:
-    p = min(1, c min_j p_j) with c the number of parts, so each part works at alpha / c."""
+def auto_test(observed, probs, values=None, statistics=None, alpha: float | None = None, seed: int = 0,
+              table_shape=None) -> GofResult:
+    """Max-statistic combination of pooled Pearson, the corrected statistic (sparse tables) and the marginal family
+    (when statistics are given), calibrated jointly by Monte Carlo (see the module docstring).  ``values`` is not
+    needed (the statistics are read off the joint counts) and kept for compatibility."""
     observed_arr, probs_arr = _as_counts(observed, probs)
     m, cells = int(round(observed_arr.sum())), int((probs_arr > 0).sum())
-    parts = auto_parts(cells, m, values is not None and bool(statistics))
-    c = len(parts)
-    results = {}
-    for part in parts:
-        if part == "pearson":
-            results[part] = pearson(observed_arr, probs_arr)
-        elif part == "corrected":
-            results[part] = corrected_chisquare(observed_arr, probs_arr, alpha=None if alpha is None else alpha / c, seed=seed)
-        else:
-            results[part] = marginal_tests(values, statistics)
-    details = {part: {"statistic": r.statistic, "p_value": r.p_value, "dof": r.dof,
-                      **{k: v for k, v in r.details.items() if k != "statistics"}} for part, r in results.items()}
-    if "marginals" in results:
-        details["marginals"]["statistics"] = results["marginals"].details["statistics"]
-    details["combination"] = f"bonferroni over {parts}: p = min(1, {c} min p)"
-    first = results["pearson"]
-    p = min(1.0, c * min(r.p_value for r in results.values()))
-    return GofResult(f"auto({'+'.join(parts)})", first.statistic, p, first.dof, m, cells, details)
+    parts = auto_parts(cells, m, bool(statistics))
+    shape = np.shape(probs) if np.ndim(probs) > 1 else table_shape
+    if statistics and shape is None and values is not None:
+        n = np.shape(values)[1]
+        q = int(round(len(probs_arr) ** (1.0 / n)))
+        shape = (q,) * n
+    result = _single("auto", observed_arr, probs_arr, alpha, seed, statistics or None, shape)
+    result.test = f"auto({'+'.join(parts)})"
+    if m:
+        model = null_model("auto", probs_arr, m, statistics or None, shape)
+        raw = model.part_statistics(model.reduce(observed_arr[None]))
+        result.details["parts"] = {name: float(v[0]) for name, v in raw.items()}
+        result.details["combination"] = (f"max-statistic over {parts} (marginal family Bonferroni-scaled inside), "
+                                         "calibrated jointly by Monte Carlo")
+    return result
 
 
 # ---------------------------------------------------------------- TV
