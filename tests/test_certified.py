@@ -285,27 +285,24 @@ def test_certify_exact_passes_correct_samplers(sampler):
 
 
 def test_certify_exact_fails_mutants():
-    """Every discrete mutant (on a table of <= 81 cells) whose exact TV is >= 0.12 is failed at tv=0.1.
+    """Mutants whose exact TV is >= 0.12 are failed at tv=0.1 (the full catalogue: benchmarks/certified_grid.py).
     A power check: by the one-set Hoeffding bound it misses with probability <= exp(-2 m (0.12 - threshold)^2),
     below 1e-8 at these sizes."""
     from verification.exact import exact_law
     from verification.mutants import catalogue
     from verification.mutation import instance_for
 
-    checked = 0
-    for mutant in catalogue("discrete"):
-        target = instance_for(mutant)
-        if target.q**target.n > 81 or exact_law(mutant.make(), target).tv < 0.12:
-            continue
-        result = certify_exact(mutant.make(), target, tv=0.1, seed=1)
-        assert not result.passed, f"{mutant.name}: {result.summary()}"
-        checked += 1
-    assert checked >= 3
+    mutants = {m.name: m for m in catalogue("discrete")}
+    for name in ("token-inverted-ratio", "no-verification", "token-last-draft-unverified", "block-previous-p"):
+        target = instance_for(mutants[name])
+        assert exact_law(mutants[name].make(), target).tv >= 0.12, name
+        result = certify_exact(mutants[name].make(), target, tv=0.1, seed=1)
+        assert not result.passed, f"{name}: {result.summary()}"
 
 
 @pytest.mark.statistical(alpha=E2E_FF)
 def test_certify_statistics_path_on_a_large_target():
-    target = CurieWeissTarget(40, beta=0.8, h=0.1)
+    target = CurieWeissTarget(20, beta=0.8, h=0.1)
     result = certify_exact(SequenceSpeculative(4), target, false_fail_rate=E2E_FF, tv=0.1, seed=0)
     assert result.passed, result.summary()
     assert "not the joint law" in result.guarantee and "statistics" in result.test

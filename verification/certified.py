@@ -123,7 +123,7 @@ def cdf_distance_two_sample(x, y) -> np.ndarray:
     n1, n2 = x.shape[-1], y.shape[-1]
     values = np.concatenate([x, y], axis=-1)
     steps = np.concatenate([np.full(x.shape, 1.0 / n1), np.full(y.shape, -1.0 / n2)], axis=-1)
-    order = np.argsort(values, axis=-1, kind="stable")
+    order = np.argsort(values, axis=-1)  # ties need no stable order: gaps are read after each tie group
     values = np.take_along_axis(values, order, -1)
     gap = np.cumsum(np.take_along_axis(steps, order, -1), axis=-1)
     last_of_tie = np.concatenate([values[..., 1:] != values[..., :-1], np.ones(values.shape[:-1] + (1,), bool)], -1)
