@@ -118,11 +118,12 @@ JOINT_TESTS = ("pearson", "likelihood-ratio", "corrected", "marginals", "auto")
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 MC_RESOLUTION = 10  # R: a rejection needs fewer than R of ceil(R / alpha) - 1 null draws to reach the statistic
-MC_WORK_BUDGET = 2.5e8  # most null-draw work per decision, in units of ~100 ns (one binomial draw): ~25 s
+MC_WORK_BUDGET = 1e8  # most null-draw work per decision, in units of ~100 ns (one binomial draw): ~10 s
 MC_FIRST_CHUNK = 64
 MC_CHUNK_ELEMENTS = 2_000_000  # cap on chunk x cells held at once
 MC_SALT = 0x5EED_6F0F  # separates the null draws' stream from anything else seeded by the same seed
 MC_INTERVAL = 0.99  # level of the Clopper-Pearson interval reported for a Monte Carlo p-value
+_DRAW_OVERHEAD = 5.0  # fixed work of one null draw (units of ~100 ns), whatever the table
 _TIE = 1e-9  # relative tolerance: a simulated statistic this close to the observed one counts as reaching it
 
 
@@ -287,7 +288,7 @@ class NullModel:
             raw = _pearson_rows if test == "pearson" else _g_rows
             self.parts = [_Part(test, lambda rows, e=expected, f=raw: f(rows, e), self.pooled_cells - 1,
                                 lambda rows, e=expected, f=raw: f(rows, e))]
-            self.cost = float(len(self.probs))
+            self.cost = float(len(self.probs)) + _DRAW_OVERHEAD
             self._plan_sampler(self.probs)
             return
         self._pooled_space = False
@@ -335,7 +336,7 @@ class NullModel:
         self.cost = float(self._dense.size + 0.5 * self._rest_samples + 0.05 * self.k
                           + (0.02 * self._fold.size if self.family and isinstance(self._fold, np.ndarray) else
                              0.05 * len(self.family) * min(self.k, self.m))
-                          + 0.02 * self.k * len(self.parts))
+                          + 0.02 * self.k * len(self.parts) + _DRAW_OVERHEAD)
 
     def _plan_sampler(self, p: np.ndarray) -> None:
         """Dense cells (m p >= 2) by one multinomial, the rest through one pooled cell whose samples are placed by
