@@ -467,40 +467,88 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="n = 16, 64, 256, 1024, 4096, few samples; fixed blocks to n = 1024, the adaptive policy to 4096, "
                              "neural to 256 (about 7 minutes on a loaded 2-core CPU)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--out", default="reports/depth", help="folder for depth.json")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--out", default="reports/depth", help="folder for depth.json (default reports/depth)")
     parser.add_argument("--families", default=",".join(list(FAMILIES) + ["neural"]),
                         help=f"comma-separated, from {sorted(FAMILIES) + ['neural']} (neural: rounds and wall-clock only; to n = 256 with --quick)")
-    parser.add_argument("--max-n", type=int, default=4096, help="largest n (powers of two from 16)")
-    parser.add_argument("--min-n", type=int, default=16)
+    parser.add_argument("--max-n", type=int, default=4096, help="largest n of the grid of powers of two from 16 (default 4096)")
+    parser.add_argument("--min-n", type=int, default=16, help="smallest n of that grid (default 16)")
     parser.add_argument("--fixed", default=None, help="fixed block sizes, comma-separated (default 16 with --quick, else 4,16,64; '' for none)")
-    parser.add_argument("--samples", type=int, default=None, help="samples per (n, sampler); default shrinks with n")
+    parser.add_argument("--samples", type=int, default=None, help="samples per (n, sampler), at least 1; default shrinks with n")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1 is fastest on a shared machine: these are many small kernels)")
-    parser.add_argument("--ns", default=None, help="explicit comma-separated n grid (overrides --quick/--min-n/--max-n)")
+    parser.add_argument("--ns", default=None, help="explicit comma-separated n grid, each at least 2 (overrides --quick/--min-n/--max-n)")
     parser.add_argument("--samplers", default="sequential,token,sequence", help="comma-separated, from sequential,token,sequence")
     parser.add_argument("--policies", default="adaptive", help="adaptive block-size policies, comma-separated, from adaptive,smoothed")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of every sample (default 0; same seed, same numbers)")
     parser.add_argument("--exactness", action="store_true", help="also run check_exact at n = 1024 on every family, and the mutants")
 
 
+def _ints(text: str, option: str, low: int) -> list[int]:
+    """A comma-separated list of ints >= low, or a one-line error naming the option."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise _Usage(f"{option} expects comma-separated integers, got {text!r}") from None
+    bad = [v for v in values if v < low]
+    if bad:
+        raise _Usage(f"{option} expects integers >= {low}, got {bad[0]}")
+    return values
+
+
+def _names(text: str, option: str, known) -> list[str]:
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in known]
+    if unknown or not names:
+        raise _Usage(f"{option} expects comma-separated names from {', '.join(known)}, got {text!r}")
+    return names
+
+
+class _Usage(ValueError):
+    """A bad command-line value of ``autospec depth``: printed as one line, exit 2."""
+
+
 def run_from_args(args) -> int:
-    device = args.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        print("--device cuda asked for but no CUDA device is available", file=sys.stderr)
+    try:
+        return _run_from_args(args)
+    except _Usage as error:
+        print(f"autospec depth: {error}", file=sys.stderr)
         return 2
+
+
+def _run_from_args(args) -> int:
+    device = args.device
+    if not (device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise _Usage(f"--device expects cpu, cuda or cuda:N, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise _Usage("--device cuda asked for but no CUDA device is available")
+    for option, value in (("--samples", args.samples), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise _Usage(f"{option} expects a positive integer, got {value}")
     if not device.startswith("cuda"):
         torch.set_num_threads(max(1, args.threads))
     grid = QUICK_NS[::2] if args.quick else QUICK_NS + [8192, 16384]  # --quick: 16, 64, 256, 1024, 4096
-    ns = [int(n) for n in args.ns.split(",")] if args.ns else [n for n in grid if args.min_n <= n <= args.max_n]
-    policies = [p for p in args.policies.split(",") if p]
-    for p in policies:
-        if p not in ADAPTIVE_POLICIES:
-            raise SystemExit(f"unknown policy {p!r}; expected one of {ADAPTIVE_POLICIES}")
-    families = [f for f in args.families.split(",") if f]
-    samples = {n: (args.samples or _default_samples(n, args.quick)) for n in ns}
-    config = DepthConfig(ns=ns, families=families, fixed=[int(k) for k in (("16" if args.quick else "4,16,64") if args.fixed is None else args.fixed).split(",") if k], samples=samples, device=device,
-                         samplers=[k for k in args.samplers.split(",") if k], adaptive_policies=policies, seed=args.seed,
+    if args.ns:
+        ns = _ints(args.ns, "--ns", 2)
+    else:
+        if args.min_n > args.max_n:
+            raise _Usage(f"--min-n {args.min_n} is larger than --max-n {args.max_n}")
+        ns = [n for n in grid if args.min_n <= n <= args.max_n]
+        if not ns:
+            raise _Usage(f"--min-n {args.min_n} and --max-n {args.max_n} leave no n of the grid {grid}")
+    if not ns:
+        raise _Usage(f"--ns expects comma-separated integers >= 2, got {args.ns!r}")
+    policies = _names(args.policies, "--policies", ADAPTIVE_POLICIES)
+    families = _names(args.families, "--families", list(FAMILIES) + ["neural"])
+    samplers = _names(args.samplers, "--samplers", ("sequential", "token", "sequence"))
+    fixed = _ints(("16" if args.quick else "4,16,64") if args.fixed is None else args.fixed, "--fixed", 1)
+    samples = {n: (_default_samples(n, args.quick) if args.samples is None else args.samples) for n in ns}
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as error:
+        raise _Usage(f"--out {args.out}: cannot create that folder ({error.strerror or error})") from None
+    config = DepthConfig(ns=ns, families=families, fixed=fixed, samples=samples, device=device,
+                         samplers=samplers, adaptive_policies=policies, seed=args.seed,
                          fixed_samples_large=1 if (args.quick and args.samples is None) else None,
                          family_max_n={"neural": 256} if args.quick else {}, fixed_max_n=1024 if args.quick else None)
     print(f"depth grid on {device}: n = {ns}, families = {families}")
