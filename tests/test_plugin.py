@@ -44,8 +44,24 @@ def test_plugin_fails_a_wrong_sampler_with_the_evidence(pytester):
     assert "my-uniform-sampler is not exact" in text
     assert "alpha = 0.001" in text and "p = " in text and "3000 samples" in text
     assert "observed" in text and "expected" in text  # the worst cells
-    assert "autospec evidence" in text
+    assert text.count("smallest TV detected with power 0.99") == 1, text  # the evidence once, not twice
     assert "sum of alphas 0.001" in text
+
+
+@pytest.mark.statistical(alpha=1e-6)  # the inner check of a correct sampler at alpha 1e-6 must pass
+def test_plugin_shows_passed_checks_when_a_test_fails_later(pytester):
+    pytester.makepyfile(test_user='''
+import pytest
+from autospec.samplers import Sequential
+
+def test_then_fails(check_exact_sampler, tabular_target):
+    check_exact_sampler(Sequential(), tabular_target, alpha=1e-6, seed=123)
+    assert False, "something else went wrong"
+''')
+    result = pytester.runpytest("-p", "no:cacheprovider", "--autospec-budget", "2000")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "autospec evidence" in text and text.count("smallest TV detected with power 0.99") == 1, text
 
 
 @pytest.mark.statistical(alpha=2e-5)  # the inner check at --autospec-alpha 0.00002

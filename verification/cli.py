@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
 from typing import Callable
 
-__all__ = ["main", "build_parser", "SUBCOMMANDS"]
+__all__ = ["main", "build_parser", "SUBCOMMANDS", "UsageError"]
 
 
 # ---------------------------------------------------------------- audit
@@ -45,6 +46,7 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_audit(args: argparse.Namespace) -> int:
     from verification.audit import AuditConfig, AuditError, format_table, plan_audit, run_audit
 
+    _working_directory_on_path()
     only = [p.strip() for item in args.only for p in item.split(",") if p.strip()]
     if args.jobs < 1:
         print("autospec audit: --jobs must be at least 1", file=sys.stderr)
@@ -65,7 +67,7 @@ def _run_audit(args: argparse.Namespace) -> int:
             for spec in specs:
                 print(spec["id"])
             for name, stage in status.items():
-                if stage["status"] not in ("ran", "no cells"):
+                if stage["status"] not in ("ran", "no cells", "filtered out by --only"):
                     print(f"# stage {name}: {stage['status']}")
             return 0
         outcome = run_audit(
@@ -81,6 +83,15 @@ def _run_audit(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         print("interrupted: finished cells are saved; rerun with --resume to finish", file=sys.stderr)
     return outcome.exit_code
+
+
+def _working_directory_on_path() -> None:
+    """``--sampler mymodule:X`` finds mymodule.py in the working directory, as ``python -m`` and pytest do
+    (the ``autospec`` console script alone would only see installed packages).  Worker processes started
+    by --jobs inherit sys.path; Dask workers need the module installed or on their PYTHONPATH."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def _parse_overrides(items: list[str]) -> dict:
@@ -122,8 +133,23 @@ def _run_depth(args: argparse.Namespace) -> int:
         print("autospec depth: not available (verification.depth with add_arguments/run_from_args is not installed)",
               file=sys.stderr)
         return 2
-    result = module.run_from_args(args)
+    try:
+        result = module.run_from_args(args)
+    except UsageError as error:
+        print(f"autospec depth: {error}", file=sys.stderr)
+        return 2
     return int(result or 0) if isinstance(result, (int, type(None))) else 0
+
+
+class UsageError(ValueError):
+    """A bad command-line value; the command prints it as one line and exits 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``autospec audit: --jobs: expected ...``) and exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 # name -> (help, add_arguments, run)
@@ -135,8 +161,8 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Cal
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autospec", description="Prove parallel and speculative samplers exact.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = _Parser(prog="autospec", description="Prove parallel and speculative samplers exact.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, add_arguments, run) in SUBCOMMANDS.items():
         child = sub.add_parser(name, help=help_text, description=help_text)
         add_arguments(child)
@@ -146,7 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a usage error: already printed as one line
+        if not stop.code:  # --help
+            raise
+        return int(stop.code) if isinstance(stop.code, int) else 2
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

@@ -10,6 +10,30 @@ Other modules plug in without editing this package: a module named in
 lazily and called with this module; it may call ``register_stage``,
 ``register_sampler`` or ``register_target``.  A stage whose module is absent
 is recorded as "not available" and skipped.
+
+Adding a stage (the whole recipe)::
+
+    # in mypackage/wild.py, and "mypackage.wild" appended to PLUGIN_MODULES
+    def plan(config):                      # cheap: list the cells, no computing
+        return [{"id": f"wild/{name}/{target}/exact-law", "stage": "wild", "sampler": name,
+                 "sampler_ref": name, "claims_exact": True, "mutant": False,
+                 "target": target, "check": "exact-law", "params": {}} for name, target in ...]
+
+    def run(spec, seed):                   # one cell, deterministic given seed
+        ...
+        return {"verdict": judge(spec, rejected=tv > 1e-9), "evidence": {"exact_tv": tv}}
+
+    def register_audit(registry):
+        registry.register_stage(registry.Stage("wild", plan, run, "Bugs found in the wild", order=70,
+                                               how_to_read="One row per bug: caught means ..."))
+
+``verification.audit.stages.judge`` turns "the check rejected exactness"
+into the verdict (pass/fail, caught/missed, flagged/undetected).  The
+report needs nothing more: every stage gets its verdict grid, its rows in
+the evidence table (the evidence keys ``p_value``, ``alpha``,
+``num_samples``, ``exact_tv``, ``tv_upper``, ``min_detectable_tv`` and
+``mean_rounds`` fill the columns of the same names) and its
+``how_to_read`` sentence; ``audit --only wild/`` runs it alone.
 """
 
 from __future__ import annotations
@@ -56,6 +80,12 @@ class Stage:
     # (available, reason): a stage whose module is absent says why here.
     available: Callable[[], tuple[bool, str]] = lambda: (True, "")
     order: int = 100
+    # One sentence for the report: how to read this stage's verdicts.
+    how_to_read: str = ""
+
+
+class UnknownName(KeyError):
+    """A sampler, mutant or target name the registry does not know (a usage error, not a broken stage)."""
 
 
 _STAGES: dict[str, Stage] = {}
@@ -156,7 +186,7 @@ def build_sampler(ref: str, extra: list[Any] | None = None) -> Any:
         for mutant in catalogue():
             if mutant.name == name:
                 return mutant.make()
-        raise KeyError(f"no mutant named {name!r} in the catalogue")
+        raise UnknownName(f"no mutant named {name!r} in the catalogue")
     if ref.startswith("extra:"):
         extra = extra if extra is not None else CURRENT_EXTRA
         index = int(ref.split(":", 1)[1])
@@ -166,7 +196,7 @@ def build_sampler(ref: str, extra: list[Any] | None = None) -> Any:
         return _load_reference(item) if isinstance(item, str) else item
     if ":" in ref:
         return _load_reference(ref)
-    raise KeyError(f"unknown sampler {ref!r}; known: {sorted(_SAMPLERS)}, or module:attr")
+    raise UnknownName(f"unknown sampler {ref!r}; known: {', '.join(sorted(_SAMPLERS))}, or module:attr")
 
 
 def _load_reference(ref: str) -> Any:
@@ -221,7 +251,7 @@ def _builtin_targets() -> None:
 def build_target(ref: str) -> Any:
     _builtin_targets()
     if ref not in _TARGETS:
-        raise KeyError(f"unknown audit target {ref!r}; known: {sorted(_TARGETS)}")
+        raise UnknownName(f"unknown audit target {ref!r}; known: {', '.join(sorted(_TARGETS))}")
     return _TARGETS[ref]()
 
 

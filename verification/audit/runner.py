@@ -63,10 +63,12 @@ class AuditOutcome:
 
     @property
     def exit_code(self) -> int:
+        """0 only when the audit has cells, all of them finished, and none fails (an empty audit is never green)."""
         if self.interrupted:
             return 130
         broken = [s for s in self.document.get("stages", {}).values() if s["status"].startswith("plan failed")]
-        return 1 if self.failures or broken or not self.document["complete"] else 0
+        empty = not self.document["cells"]
+        return 1 if self.failures or broken or empty or not self.document["complete"] else 0
 
     @property
     def results_path(self) -> Path:
@@ -92,16 +94,32 @@ def _matches(cell_id: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+def _load_hint(item: Any, error: Exception) -> str:
+    if isinstance(error, ModuleNotFoundError) and isinstance(item, str):
+        return (f" (run autospec from the folder that holds {error.name}.py or its package, or add that folder to "
+                "PYTHONPATH)")
+    return ""
+
+
 def plan_audit(config: AuditConfig) -> tuple[list[dict], dict[str, dict]]:
-    """All cells of the audit (filtered by ``config.only``) and each stage's status."""
+    """All cells of the audit (filtered by ``config.only``) and each stage's status.
+
+    Raises AuditError when a user's sampler cannot be loaded, when a built-in
+    stage cannot plan (an unknown sampler or target name in the settings), and
+    when ``config.only`` matches no cell (the message lists what exists).
+    """
     specs: list[dict] = []
     status: dict[str, dict] = {}
     seen: set[str] = set()
+    everything: list[str] = []
     for index, item in enumerate(config.extra_samplers):  # a user's sampler that cannot load is a usage error
+        if isinstance(item, type):
+            raise AuditError(_class_message(item))
         try:
             registry.build_sampler(item if isinstance(item, str) else f"extra:{index}", config.extra_samplers)
         except Exception as error:
-            raise AuditError(f"cannot load sampler {item!r}: {type(error).__name__}: {error}") from error
+            raise AuditError(f"cannot load sampler {item!r}: {type(error).__name__}: {error}{_load_hint(item, error)}") \
+                from error
     for stage in registry.stages():
         ok, reason = stage.available()
         if not ok:
@@ -109,6 +127,8 @@ def plan_audit(config: AuditConfig) -> tuple[list[dict], dict[str, dict]]:
             continue
         try:
             planned = stage.plan(config)
+        except registry.UnknownName as error:  # an unknown sampler or target name in the settings: a usage error
+            raise AuditError(f"stage {stage.name}: {error.args[0] if error.args else error}") from error
         except Exception as error:  # a broken plugin stage is reported, not fatal
             status[stage.name] = {"title": stage.title, "status": f"plan failed: {type(error).__name__}: {error}", "cells": 0}
             continue
@@ -117,11 +137,30 @@ def plan_audit(config: AuditConfig) -> tuple[list[dict], dict[str, dict]]:
             if spec["id"] in seen:
                 raise AuditError(f"two audit cells share the id {spec['id']!r} (give the samplers distinct names)")
             seen.add(spec["id"])
+            everything.append(spec["id"])
             if _matches(spec["id"], config.only):
                 chosen.append(spec)
         specs.extend(chosen)
-        status[stage.name] = {"title": stage.title, "status": "ran" if planned else "no cells", "cells": len(chosen)}
+        if not planned:
+            state = "no cells"
+        elif not chosen:
+            state = "filtered out by --only"
+        else:
+            state = "ran"
+        status[stage.name] = {"title": stage.title, "status": state, "cells": len(chosen)}
+        if stage.how_to_read:
+            status[stage.name]["how_to_read"] = stage.how_to_read
+    if config.only and not specs:
+        stage_names = list(dict.fromkeys(cell_id.split("/", 1)[0] for cell_id in everything))
+        raise AuditError(f"--only {' '.join(config.only)} matches none of the {len(everything)} cells; a cell id is "
+                         f"stage/sampler/target/check with stage one of {', '.join(stage_names)} "
+                         f"(e.g. {everything[0] if everything else '-'}; autospec audit --list shows them all)")
     return specs, status
+
+
+def _class_message(cls: type) -> str:
+    name = cls.__name__
+    return f"pass an instance: {name}(), not {name} (a sampler is an object with sample(oracle, num_samples, rng))"
 
 
 # ---------------------------------------------------------------- one cell
@@ -254,7 +293,7 @@ def run_audit(
     if not isinstance(jobs, int) or jobs < 1:
         raise AuditError(f"jobs must be a positive int, got {jobs!r}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out)  # before any cell is computed
     results_path = out / "results.json"
     registry.CURRENT_EXTRA = list(config.extra_samplers)
     try:
@@ -266,54 +305,61 @@ def run_audit(
     fingerprint = config.fingerprint()
     fingerprint["extra_samplers"] = config.to_dict()["extra_samplers"]
 
+    # Earlier results in out_dir are never lost: cells of the same audit (seed and settings) are kept and only
+    # the planned ones recomputed (--resume: only the missing ones); a file of another audit is set aside.
+    old, why = _read_results(results_path)
     previous: dict[str, dict] = {}
     runs: list[dict] = []
-    if resume and results_path.exists():
-        try:
-            old = json.loads(results_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise AuditError(f"cannot resume: {results_path} is not valid JSON ({error})") from error
-        if old.get("schema") != SCHEMA or old.get("config") != fingerprint:
-            raise AuditError(
-                f"cannot resume: {results_path} was written by an audit with other settings "
-                f"(mode/seed/samplers differ); run without --resume or use another --out"
-            )
-        previous = old.get("cells", {})
-        runs = old.get("runs", [])
+    if old is not None and old.get("config") == fingerprint:
+        previous, runs = dict(old.get("cells", {})), list(old.get("runs", []))
+    elif resume and why is not None:
+        raise AuditError(f"cannot resume: {results_path} {why}; run without --resume (it is then kept aside) "
+                         "or use another --out")
+    elif resume and old is not None:
+        raise AuditError(
+            f"cannot resume: {results_path} was written by an audit with other settings "
+            f"(mode/seed/samplers differ); run without --resume or use another --out"
+        )
+    elif results_path.exists():
+        kept = _set_aside(results_path)
+        print(f"autospec audit: {results_path} is from another audit ({why or 'other mode/seed/settings'}); "
+              f"kept as {kept.name}", file=sys.stderr)
     run_id = uuid.uuid4().hex[:12]
-    runs.append({"run_id": run_id, "started_at": time.time(), "resumed": bool(previous), "command": command,
+    runs.append({"run_id": run_id, "started_at": time.time(), "resumed": bool(resume and previous), "command": command,
                  "jobs": jobs, "scheduler": None if scheduler is None else str(scheduler),
                  "environment": environment(), "only": list(config.only)})
 
     all_ids = [s["id"] for s in specs]
     order = {cell_id: i for i, cell_id in enumerate(all_ids)}
     cells: dict[str, dict] = dict(previous)
-    todo = [s for s in specs if s["id"] not in cells]
+    todo = [s for s in specs if not (resume and s["id"] in cells)]
     document: dict[str, Any] = {"schema": SCHEMA, "config": fingerprint, "stages": stage_status,
                 "plugins": registry.load_plugins(), "cells": {}, "complete": False, "summary": {}, "runs": runs}
 
     def save(final: bool = False) -> None:
         ordered = sorted(cells.values(), key=lambda c: (order.get(c["id"], len(order)), c["id"]))
         document["cells"] = {c["id"]: c for c in ordered}
-        document["complete"] = all(cell_id in cells for cell_id in all_ids)
+        document["complete"] = all(cell_id in cells and cells[cell_id].get("run_id") in finished for cell_id in all_ids)
         document["summary"] = _summary(document["cells"])
         if final:
             runs[-1]["finished_at"] = time.time()
         runs[-1]["computed"] = computed
         write_json_atomic(results_path, document)
 
+    # A planned cell counts as finished when this run computed it, or (--resume) an earlier run did.
+    finished = {r.get("run_id") for r in runs[:-1]} if resume else set()
+    finished.add(run_id)
     computed = 0
     interrupted = False
     save()
-    bar = _progress(len(todo), progress)
+    bar = _Progress(todo, progress)
     try:
         for cell in _execute(todo, config, jobs, scheduler):
             cell["run_id"] = run_id
             cells[cell["id"]] = cell
             computed += 1
             save()
-            bar.set_postfix_str(cell["id"][-40:], refresh=False)
-            bar.update(1)
+            bar.update(cell)
             if log is not None:
                 log(cell)
     except KeyboardInterrupt:
@@ -328,12 +374,96 @@ def run_audit(
     return AuditOutcome(document, out, computed, interrupted)
 
 
-def _progress(total: int, enabled: bool | None):
-    from tqdm.auto import tqdm
+def check_out_dir(out: Path) -> None:
+    """Fail now, with one line, if ``out`` cannot hold the results (not after an hour of cells)."""
+    if out.exists() and not out.is_dir():
+        raise AuditError(f"--out {out}: is a file; expected a directory (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".autospec-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise AuditError(f"--out {out}: cannot write there ({error.strerror or error}); expected a writable directory") \
+            from error
 
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return tqdm(total=total, desc="audit", unit="cell", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+def _read_results(path: Path) -> tuple[dict | None, str | None]:
+    """(the audit document at ``path``, None) or (None, why it is not one)."""
+    if not path.exists():
+        return None, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return None, f"is not valid JSON ({error})"
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("cells"), dict):
+        return None, f"is not an autospec audit results file (expected a {SCHEMA} object, got {type(data).__name__})"
+    return data, None
+
+
+def _set_aside(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(path.stat().st_mtime))
+    kept = path.with_name(f"results-{stamp}.json")
+    index = 1
+    while kept.exists():
+        kept = path.with_name(f"results-{stamp}-{index}.json")
+        index += 1
+    os.replace(path, kept)
+    return kept
+
+
+# A cell that takes longer than this gets its own progress line when output is not a terminal.
+SLOW_CELL_S = 5.0
+
+
+class _Progress:
+    """Progress of an audit: a tqdm bar on a terminal; otherwise (CI logs, pipes) plain lines with the
+    elapsed time: one when the audit starts, one per finished stage and one per slow cell."""
+
+    def __init__(self, todo: list[dict], enabled: bool | None):
+        self.start = time.perf_counter()
+        self.total = len(todo)
+        self.done = 0
+        self.left: dict[str, int] = {}
+        for spec in todo:
+            self.left[spec["stage"]] = self.left.get(spec["stage"], 0) + 1
+        self.stage_cells = dict(self.left)
+        self.bad: dict[str, int] = {}
+        tty = sys.stderr.isatty()
+        self.lines = enabled is None and not tty
+        self.bar = None
+        if enabled or (enabled is None and tty):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc="audit", unit="cell", file=sys.stderr, dynamic_ncols=True)
+        if self.lines:
+            plan = ", ".join(f"{name} {count}" for name, count in self.left.items())
+            self.say(f"audit: {self.total} cells to compute ({plan})")
+
+    def say(self, text: str) -> None:
+        print(f"[{time.perf_counter() - self.start:5.0f}s] {text}", file=sys.stderr, flush=True)
+
+    def update(self, cell: dict) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(cell["id"][-40:], refresh=False)
+            self.bar.update(1)
+        if not self.lines:
+            return
+        stage = cell["stage"]
+        if cell["verdict"] in FAILING_VERDICTS:
+            self.bad[stage] = self.bad.get(stage, 0) + 1
+        if cell.get("elapsed_s", 0.0) >= SLOW_CELL_S:
+            self.say(f"{self.done}/{self.total} {cell['id']}: {cell['verdict']} ({cell['elapsed_s']:.1f} s)")
+        self.left[stage] -= 1
+        if self.left[stage] == 0:
+            bad = self.bad.get(stage, 0)
+            self.say(f"stage {stage} done: {self.stage_cells[stage]} cells"
+                     + (f", {bad} failing" if bad else "") + f" ({self.done}/{self.total} cells)")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _execute(todo: list[dict], config: AuditConfig, jobs: int, scheduler: Any):

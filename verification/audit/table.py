@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["format_table", "key_number"]
+__all__ = ["caught_by", "format_table", "key_number"]
 
 
 def key_number(cell: dict) -> str:
@@ -11,10 +11,8 @@ def key_number(cell: dict) -> str:
     if cell["verdict"] == "error":
         return str(ev.get("error", ""))[:60]
     if "exact_tv" in ev and "rejections" in ev:  # a mutant: the proof and the statistical check
-        text = f"TV={ev['exact_tv']:.2e}, check rejected {ev['rejections']}/{ev['num_seeds']}"
-        if isinstance(ev.get("min_detectable_tv"), (int, float)):
-            text += f" (detects TV>={ev['min_detectable_tv']:.2g})"
-        return text
+        return f"{caught_by(cell)}: TV={ev['exact_tv']:.2e}, check_exact rejected {ev['rejections']}/{ev['num_seeds']}" + (
+            f" (detects TV>={ev['min_detectable_tv']:.2g})" if isinstance(ev.get("min_detectable_tv"), (int, float)) else "")
     if "exact_tv" in ev:
         return f"TV={ev['exact_tv']:.2e}"
     if "rounds_exponent" in ev:
@@ -28,10 +26,26 @@ def key_number(cell: dict) -> str:
     return ""
 
 
+def caught_by(cell: dict) -> str:
+    """Which check caught a mutant cell ("by exact law and check_exact", "by exact law only", "missed")."""
+    ev = cell.get("evidence", {})
+    law = ev.get("flagged_by_exact_law")
+    check = ev.get("caught_by_check")
+    if law is None and check is None:  # a single-check cell (check_exact_diffusion, a user's stage)
+        return f"{'caught' if cell['verdict'] == 'caught' else 'missed'} by {cell['check']}"
+    if law and check:
+        return "caught by exact law and check_exact"
+    if law:
+        return "caught by exact law only"
+    if check:
+        return "caught by check_exact only"
+    return "missed by every check"
+
+
 def format_table(document: dict, width: int = 44) -> str:
     cells = list(document["cells"].values())
     header = ("stage", "sampler", "target", "check", "verdict", "evidence")
-    rows = [(c["stage"], _clip(c["sampler"], width), _clip(c["target"], 24), c["check"], c["verdict"].upper(), key_number(c))
+    rows = [(c["stage"], _clip(c["sampler"], width), _clip(c["target"], 24), c["check"], _loud(c["verdict"]), key_number(c))
             for c in cells]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     line = "  ".join("-" * w for w in widths)
@@ -43,7 +57,10 @@ def format_table(document: dict, width: int = 44) -> str:
             out.append(f"stage {name}: {stage['status']}" + (" (FAILURE)" if stage["status"].startswith("plan failed") else ""))
     summary = document.get("summary", {})
     counts = ", ".join(f"{v} {k}" for k, v in summary.get("counts", {}).items())
-    out.append(f"{len(cells)} cells: {counts or 'none'}" + ("" if document.get("complete") else " (INCOMPLETE)"))
+    if not cells:
+        out.append("NO CELLS: nothing was checked, so nothing is shown exact")
+    else:
+        out.append(f"{len(cells)} cells: {counts}" + ("" if document.get("complete") else " (INCOMPLETE)"))
     if summary.get("failing_samplers"):
         out.append("NOT EXACT (or errored): " + ", ".join(summary["failing_samplers"]))
     if summary.get("missed_mutants"):
@@ -51,6 +68,11 @@ def format_table(document: dict, width: int = 44) -> str:
     if summary.get("unflagged_controls"):
         out.append("negative controls NOT flagged (harness failure): " + ", ".join(summary["unflagged_controls"]))
     return "\n".join(out)
+
+
+def _loud(verdict: str) -> str:
+    """Verdicts that fail the audit in capitals, so they stand out in a long table; the rest lower case."""
+    return verdict.upper() if verdict in ("fail", "error", "missed", "undetected") else verdict
 
 
 def _clip(text: str, width: int) -> str:

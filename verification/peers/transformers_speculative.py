@@ -36,6 +36,7 @@ import inspect
 import itertools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -299,4 +300,17 @@ def zero_probability_repro():
     target = TabularTarget(np.array([1.0, 0.0]), name="P=[1,0]")
     draft = TabularTarget(np.array([0.5, 0.5]), name="D=[1/2,1/2]")
     law = speculative_decoding_law(target, draft, gamma=1, dtype=torch.float32, model="cpu-grid")
-    return float(law.probs[1]), 0.0
+    return ReproResult(float(law.probs[1]), 0.0)
+
+
+class ReproResult(NamedTuple):
+    """(routine's probability, exact probability) of emitting the impossible token; prints as one sentence."""
+
+    routine_probability: float
+    exact_probability: float
+
+    def __str__(self) -> str:
+        return (f"transformers _speculative_sampling, target P = [1, 0], draft D = [1/2, 1/2], float32 on CPU: "
+                f"P(emit token 1) = {self.routine_probability:.3g}"
+                + (f" = 2^{math.log2(self.routine_probability):.4g}" if self.routine_probability > 0 else "")
+                + f" where the exact law gives {self.exact_probability:g}")
