@@ -145,6 +145,10 @@ class RoundCounter:
 class CountingOracle(ConditionalOracle):
     """Wraps any oracle: validates every query and answer, counts rounds and queries.
 
+    One query is one row of the answer, the conditionals of all n coordinates
+    ([n, q]): n * q counting queries in the counting-oracle model, which is
+    the unit to use when comparing ``queries`` with theory.
+
     ``tolerance`` bounds how far an answer's rows may be from summing to 1 (and
     how negative an entry may be).  An invalid answer raises ``OracleError``
     naming the oracle, the row and what was expected.

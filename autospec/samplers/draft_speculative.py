@@ -4,36 +4,51 @@ Each round, for every unfinished sample with t coordinates fixed (x):
 
 1. Draft.  ``num_drafts`` independent drafts of the next k coordinates of the
    order, each autoregressive within the block: draft token j is drawn from
-   the draft oracle's conditional at x + y_1..y_{j-1}.  That takes k calls of
-   the draft oracle (draft rounds, cheap), never the target.
+   the draft oracle's conditional at x + y_1..y_{j-1}.  That takes k
+   sequential calls of the draft oracle (k draft rounds; the drafts of one
+   slot go in one call), never the target.
 2. One target round: the target conditionals at every prefix of every draft
    (x, x + y_1, ..., x + y_1..y_k), (k + 1) * num_drafts rows.
-3. Verify with one of three rules, then draw the next coordinate:
+3. Verify with one of four rules, then draw the next coordinate:
 
    * ``"token"``: classic speculative sampling (accept y_i with probability
      min(1, P_i(y_i) / D_i(y_i)), residual (P - D)+ at the first rejection,
      a free extra coordinate after a full block).
    * ``"block"``: block verification (sequence-level rule, see
      ``sequence_speculative.block_rule``).
-   * ``"multi"``: several i.i.d. drafts verified together as a tree by
-     recursive rejection sampling (SpecInfer / SpecTr-style multi-draft
-     speculative sampling).  At each level the candidate tokens are those of
-     the drafts that still agree with the accepted prefix; they are tried in
-     turn against the current residual r (accept y with probability
+   * ``"specinfer"`` (alias ``"multi"``, its former name): several i.i.d.
+     drafts verified together as a tree by *recursive rejection sampling*, as
+     in SpecInfer (Miao et al. 2023).  At each level the candidate tokens are
+     those of the drafts that still agree with the accepted prefix; they are
+     tried in turn against the current residual r (accept y with probability
      min(1, r(y) / D(y)), else r <- (r - D)+ normalised), and if all fail the
-     coordinate is drawn from the last residual.  The level's output token is
-     exactly P-distributed; only its *value* matters for what follows (the
-     drafts that carry it continue), so the sampler draws it from its law
-     given the candidates with one categorical (q outcomes, which keeps
-     enumeration cheap).  The drafts' continuations are independent of the
-     level's coins given their own tokens, which is why continuing with every
-     agreeing draft stays exact.  ``num_drafts = 1`` is the token rule.
+     coordinate is drawn from the last residual.
+   * ``"spectr"``: the same tree, each level resolved by SpecTr's k-sequential
+     selection (K-SEQ, Sun et al. 2023): with k candidates, a division factor
+     rho in [1, k] with S(beta(rho)) <= rho, where beta(rho) = sum_x min(D(x),
+     P(x) / rho) and S(beta) = (1 - (1 - beta)^k) / beta = sum_{i<k} (1 - beta)^i;
+     candidates are tried in turn, each accepted with probability
+     min(1, P(y) / (rho D(y))) (no residual update between them), and if all
+     fail the coordinate is drawn from the residual P - S min(D, P / rho)
+     normalised (= (P - rho D)+ at the root S = rho).  SpecTr's optimal
+     transport formulation (the LP over the k-draft coupling) is not
+     implemented; K-SEQ is its (1 - 1/e)-optimal selection.
 
-Depth accounting: ``SampleResult.rounds`` and ``.queries`` count *target*
-calls only (depth is about target rounds).  The draft oracle is wrapped in
-its own counter; its per-sample rounds and queries are reported in
-``SampleResult.info["draft_rounds"]`` and ``info["draft_queries"]`` (k draft
-rounds per target round, the autoregressive draft's cost).
+   For both multi-draft rules the level's output token is exactly
+   P-distributed; only its *value* matters for what follows (the drafts that
+   carry it continue), so the sampler draws it from its law given the
+   candidates with one categorical (q outcomes, which keeps enumeration
+   cheap).  The drafts' continuations are independent of the level's coins
+   given their own tokens, which is why continuing with every agreeing draft
+   stays exact.  ``num_drafts = 1`` is the token rule for both.
+
+Depth accounting (honest): a round is one batch of parallel oracle calls of
+*any* model.  The draft's k calls per target round are sequential to it, so a
+sample's sequential depth is its target rounds plus its draft rounds, and
+that is what ``SampleResult.rounds`` reports; ``.queries`` is target plus
+draft queries (one query = one row of conditionals, [n, q], of either model).
+The split is in ``.target_rounds``, ``.draft_rounds``, ``.target_queries``
+and ``.draft_queries`` (also in ``info``).
 
 Exactness does not depend on the draft: any law known before the draw works,
 including drafts with zeros where the target has mass (the residual covers
@@ -44,6 +59,9 @@ is the draft oracle's placeholder, a known law like any other.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
 from autospec.oracles import CountingOracle, MarginalOracle
@@ -54,13 +72,37 @@ from autospec.samplers.sequence_speculative import block_rule
 from autospec.samplers.speculation import _point_mass, _write, residual_law
 from autospec.samplers.token_speculative import token_rule
 
-__all__ = ["DraftSpeculative", "multi_draft_level_law", "RULES"]
+__all__ = ["DraftSpeculative", "DraftSampleResult", "specinfer_level_law", "spectr_level_law", "kseq_division_factor",
+           "multi_draft_level_law", "RULES", "MULTI_DRAFT_RULES"]
 
-RULES = ("token", "block", "multi")
+RULES = ("token", "block", "specinfer", "spectr")
+MULTI_DRAFT_RULES = ("specinfer", "spectr")
+RULE_ALIASES = {"multi": "specinfer"}  # the name the SpecInfer-style rule had before "spectr" was added
 
 
-def multi_draft_level_law(target: torch.Tensor, draft: torch.Tensor, candidates: torch.Tensor, alive: torch.Tensor):
-    """Recursive rejection sampling at one tree level, as a law over token values.
+@dataclass
+class DraftSampleResult(SampleResult):
+    """rounds [N] = target + draft rounds (sequential depth); queries [N] = target + draft queries."""
+
+    @property
+    def target_rounds(self) -> torch.Tensor:
+        return self.info["target_rounds"]
+
+    @property
+    def draft_rounds(self) -> torch.Tensor:
+        return self.info["draft_rounds"]
+
+    @property
+    def target_queries(self) -> torch.Tensor:
+        return self.info["target_queries"]
+
+    @property
+    def draft_queries(self) -> torch.Tensor:
+        return self.info["draft_queries"]
+
+
+def specinfer_level_law(target: torch.Tensor, draft: torch.Tensor, candidates: torch.Tensor, alive: torch.Tensor):
+    """Recursive rejection sampling (SpecInfer) at one tree level, as a law over token values.
 
     target [A, q] (P at the shared prefix), draft [A, q] (D at the same prefix),
     candidates [A, m] drafted tokens, alive [A, m] which drafts still agree
@@ -87,14 +129,95 @@ def multi_draft_level_law(target: torch.Tensor, draft: torch.Tensor, candidates:
     return law + survive.unsqueeze(1) * residual
 
 
+multi_draft_level_law = specinfer_level_law  # backward-compatible name
+
+
+def _geometric_sum(beta, k):
+    """S = sum_{i<k} (1 - beta)^i = (1 - (1 - beta)^k) / beta, as a polynomial (no 0/0 at beta = 0).
+
+    beta [A] and k [A] (torch or numpy alike) -> [A]."""
+    total = beta * 0.0
+    term = total + 1.0
+    for i in range(int(k.max()) if len(k) else 0):
+        total = total + (i < k) * term
+        term = term * (1.0 - beta)
+    return total
+
+
+def kseq_division_factor(target: torch.Tensor, draft: torch.Tensor, k: torch.Tensor, iterations: int = 50) -> torch.Tensor:
+    """SpecTr's division factor rho [A] in [1, k] for target, draft [A, q] and k [A] candidates.
+
+    K-SEQ is valid (its acceptance part never exceeds P) when S(beta(rho)) <= rho,
+    beta(rho) = sum_x min(D(x), P(x) / rho); the acceptance probability
+    1 - (1 - beta)^k falls as rho grows, so SpecTr takes the root of
+    S(beta(rho)) = rho.  Bisection on [1, k] that keeps the condition true at
+    the upper end, which is returned: the rule is exact whatever rho this
+    finds (rho = k always satisfies it, since S <= k), and the root is found
+    to within (k - 1) 2^-iterations.  Written by hand (scipy's root finders
+    take one scalar equation at a time), in numpy: a few hundred tiny array
+    operations per call, which torch's per-call overhead would make the cost
+    of every enumerated path.
+    """
+    P, D = target.detach().cpu().numpy(), draft.detach().cpu().numpy()
+    kk = k.detach().cpu().numpy()
+
+    def valid(rho):  # S(beta(rho)) <= rho, up to rounding (P = D gives S = 1 = rho in exact arithmetic)
+        return _geometric_sum(np.minimum(D, P / rho[:, None]).sum(1), kk) - rho <= 2e-15 * kk
+
+    lo = np.ones(len(kk))
+    hi = np.where(valid(lo), 1.0, np.maximum(kk, 1).astype(np.float64))
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        valid_mid = valid(mid)
+        hi = np.where(valid_mid, mid, hi)
+        lo = np.where(valid_mid, lo, mid)
+    return torch.from_numpy(hi).to(device=target.device, dtype=target.dtype)
+
+
+def spectr_level_law(target: torch.Tensor, draft: torch.Tensor, candidates: torch.Tensor, alive: torch.Tensor):
+    """SpecTr's k-sequential selection (K-SEQ) at one tree level, as a law over token values.
+
+    target [A, q] (P), draft [A, q] (D), candidates [A, m], alive [A, m] (the
+    k = alive.sum(1) candidates in play, i.i.d. from D).  Each candidate in
+    turn is accepted with probability min(1, P(y) / (rho D(y))); if none is,
+    the token comes from the residual P - S min(D, P / rho) normalised.  The
+    chance that candidate i is the first accepted and equals x is
+    (1 - beta)^(i-1) min(D(x), P(x) / rho), so the accepted part sums to
+    S min(D, P / rho) <= P, and the residual carries exactly the rest: the
+    level's token is P-distributed.  Returns law [A, q].
+    """
+    k = alive.sum(1)
+    rho = kseq_division_factor(target, draft, k)
+    accepted_part = torch.minimum(draft, target / rho.unsqueeze(1))  # [A, q]
+    total_accepted = _geometric_sum(accepted_part.sum(1), k).unsqueeze(1) * accepted_part
+    residual = (target - total_accepted).clamp(min=0.0)
+    mass = residual.sum(-1, keepdim=True)
+    residual = torch.where(mass > 0, residual / torch.where(mass > 0, mass, torch.ones_like(mass)), target)
+    law = torch.zeros_like(target)
+    survive = torch.ones(target.shape[0], dtype=target.dtype, device=target.device)
+    for i in range(candidates.shape[1]):
+        y = candidates[:, i : i + 1]
+        p_y = target.gather(1, y).squeeze(1)
+        d_y = draft.gather(1, y).squeeze(1)
+        accept = torch.where(d_y > 0, (p_y / (rho * torch.where(d_y > 0, d_y, torch.ones_like(d_y)))).clamp(max=1.0),
+                             torch.zeros_like(d_y))
+        accept = torch.where(alive[:, i], accept, torch.zeros_like(accept))
+        law.scatter_add_(1, y, (survive * accept).unsqueeze(1))
+        survive = survive * (1.0 - accept)
+    return law + survive.unsqueeze(1) * residual
+
+
 class DraftSpeculative(Sampler):
     """Speculative decoding with a separate draft oracle.
 
     draft_oracle: an oracle (``n``, ``q``, ``marginals``) or a target with
     ``.oracle()``, on the target's (n, q).  block_size: drafted coordinates per
-    round.  rule: "token", "block" or "multi".  num_drafts: drafts per round
-    (only "multi" uses more than one).  order: "random" (any-order) or "fixed"
-    (left to right).
+    round.  rule: "token", "block", "specinfer" (recursive rejection sampling;
+    "multi" is its old name) or "spectr" (K-SEQ).  num_drafts: drafts per round
+    (only the multi-draft rules use more than one; default 2 for them).
+    order: "random" (any-order) or "fixed" (left to right).
+
+    ``sample`` returns a ``DraftSampleResult``: rounds = target + draft rounds.
     """
 
     def __init__(
@@ -112,27 +235,29 @@ class DraftSpeculative(Sampler):
         for attribute in ("n", "q", "marginals"):
             if not hasattr(draft_oracle, attribute):
                 raise TypeError(f"draft_oracle {draft_oracle!r} has no {attribute!r}; expected an oracle or a target")
+        rule = RULE_ALIASES.get(rule, rule)
         if rule not in RULES:
-            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+            raise ValueError(f"rule must be one of {RULES} (or 'multi', an alias of 'specinfer'), got {rule!r}")
         if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
             raise ValueError(f"block_size must be an int >= 1, got {block_size!r}")
+        multi = rule in MULTI_DRAFT_RULES
         if num_drafts is None:
-            num_drafts = 2 if rule == "multi" else 1
-        if not isinstance(num_drafts, int) or num_drafts < 1:
+            num_drafts = 2 if multi else 1
+        if not isinstance(num_drafts, int) or isinstance(num_drafts, bool) or num_drafts < 1:
             raise ValueError(f"num_drafts must be an int >= 1, got {num_drafts!r}")
-        if rule != "multi" and num_drafts != 1:
-            raise ValueError(f"rule {rule!r} verifies one draft; use rule='multi' for num_drafts={num_drafts}")
+        if not multi and num_drafts != 1:
+            raise ValueError(f"rule {rule!r} verifies one draft; use rule='specinfer' or 'spectr' for num_drafts={num_drafts}")
         self.draft_oracle: MarginalOracle = draft_oracle
         self.block_size = block_size
         self.rule_name = rule
         self.num_drafts = num_drafts
         self.order = check_order(order)
-        drafts = f", num_drafts={num_drafts}" if rule == "multi" else ""
+        drafts = f", num_drafts={num_drafts}" if multi else ""
         self.draft_name = getattr(draft_oracle, "name", type(draft_oracle).__name__)
         self.name = f"DraftSpeculative(rule={rule!r}, block_size={block_size}{drafts}, order={order!r})"
 
     # ------------------------------------------------------------------
-    def sample(self, oracle: MarginalOracle, num_samples: int, rng: RandomSource) -> SampleResult:
+    def sample(self, oracle: MarginalOracle, num_samples: int, rng: RandomSource) -> DraftSampleResult:
         num_samples = check_num_samples(num_samples)
         rng = check_rng(rng)
         if (int(self.draft_oracle.n), int(self.draft_oracle.q)) != (int(oracle.n), int(oracle.q)):
@@ -143,8 +268,10 @@ class DraftSpeculative(Sampler):
         counted = CountingOracle(oracle, num_samples, device=self.device)
         draft = CountingOracle(self.draft_oracle, num_samples, device=self.device)
         values = self._run(counted, draft, num_samples, rng)
-        info = {"draft_rounds": draft.rounds.clone(), "draft_queries": draft.queries.clone()}
-        return SampleResult(values, counted.rounds.clone(), counted.queries.clone(), info)
+        info = {"target_rounds": counted.rounds.clone(), "draft_rounds": draft.rounds.clone(),
+                "target_queries": counted.queries.clone(), "draft_queries": draft.queries.clone()}
+        # The draft's calls run between the target's, never beside them: depth is the sum.
+        return DraftSampleResult(values, counted.rounds + draft.rounds, counted.queries + draft.queries, info)
 
     def run(self, oracle, num_samples, rng):  # the Sampler interface; sample() is the entry point
         draft = CountingOracle(self.draft_oracle, num_samples, device=self.device)
@@ -162,6 +289,7 @@ class DraftSpeculative(Sampler):
             if active.numel() == 0:
                 return x
             A = active.numel()
+            rng = rng.for_rows(active)  # this round's draws: one entry per active sample (batched enumeration)
             t_a, x_a, order_a = t[active], x[active], order[active]
             lengths = torch.clamp(n - t_a, max=self.block_size)  # >= 1
             K = int(lengths.max())
@@ -203,7 +331,7 @@ class DraftSpeculative(Sampler):
             target = torch.where(asked.unsqueeze(-1), slot_law, _point_mass(A * m, K + 1, q, device).view(A, m, K + 1, q))
 
             # 3. Verify and draw the next coordinate.
-            if self.rule_name == "multi":
+            if self.rule_name in MULTI_DRAFT_RULES:
                 accepted, next_value, keep_draft = self._verify_multi(target, laws, tokens, lengths, rng)
             else:
                 rule = token_rule if self.rule_name == "token" else block_rule
@@ -242,7 +370,8 @@ class DraftSpeculative(Sampler):
             if j < K:
                 d_j = laws[torch.arange(A, device=device), first, j]
                 level = live & (lengths > j)
-                law = multi_draft_level_law(p_j, d_j, tokens[:, :, j], alive & level.unsqueeze(1))
+                level_law = specinfer_level_law if self.rule_name == "specinfer" else spectr_level_law
+                law = level_law(p_j, d_j, tokens[:, :, j], alive & level.unsqueeze(1))
                 law = torch.where(level.unsqueeze(1), law, p_j)
             else:
                 level = torch.zeros_like(live)

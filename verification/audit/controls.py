@@ -8,7 +8,7 @@
 * Stage ``controls``: speed versus error.  Every inexact baseline of
   ``autospec.samplers.baselines`` beside the exact samplers on the instances
   of ``verification.speed_error``, each with its exact TV (by ``exact_law``)
-  and expected target rounds.  A baseline is a negative control: it must be
+  and expected depth (target + draft rounds).  A baseline is a negative control: it must be
   flagged (verdict ``flagged``); one that is not (``undetected``) fails the
   audit, because then the instance or the harness cannot see the error it
   exists to show.
@@ -31,8 +31,8 @@ DRAFTS = {
 class TargetDraftSpeculative(Sampler):
     """``DraftSpeculative`` whose draft oracle is made from the target's oracle when sampling.
 
-    Draft rounds are counted by ``DraftSpeculative`` itself (``info``); the
-    rounds and queries reported are target rounds only.
+    Draft rounds are counted by ``DraftSpeculative`` itself: the rounds and
+    queries reported are target plus draft (sequential depth; split in ``info``).
     """
 
     def __init__(self, rule: str = "token", draft: str = "tempered", block_size: int = 2, num_drafts: int | None = None,
