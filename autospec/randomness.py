@@ -8,9 +8,18 @@ Two implementations share one interface:
   walk the whole tree of a sampler's random choices.  Each call is one node of
   that tree; a call that draws k values at once branches over their joint
   outcomes, and zero-probability outcomes are never children.
+* ``BatchReplayRandomness``: the same replay for many paths at once, one
+  sample (row) per path, so that a vectorised sampler walks thousands of
+  paths in one run.  Each row gets its own slice of every call and its own
+  forced choices.
 
 Samplers must draw *all* their randomness from the object they are given, and
 only through ``categorical``, ``bernoulli``, ``permutation`` and ``normal``.
+Every call draws for all ``num_samples`` samples (leading axis one entry per
+sample), or, through ``rng.for_rows(samples)``, for the listed samples only
+(leading axis one entry per listed sample): a sampler that drops finished
+samples from its calls says which samples remain, so that the batched replay
+can hand each one its own choices.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ __all__ = [
     "RandomSource",
     "Randomness",
     "ReplayRandomness",
+    "BatchReplayRandomness",
+    "NotRowwiseError",
     "ChoiceNode",
     "NotEnumerableError",
     "PathTooDeepError",
@@ -97,6 +108,17 @@ class RandomSource:
     def normal(self, shape: Sequence[int] | int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """-> standard normal tensor of the given shape (continuous: not enumerable)."""
         raise NotImplementedError
+
+    def for_rows(self, samples: torch.Tensor) -> RandomSource:
+        """The source for calls that draw for ``samples`` only (LongTensor [A], distinct sample indices).
+
+        The leading axis of every call made through it has one entry per listed
+        sample, in that order.  Indices are always those of the sampler's
+        ``num_samples`` samples (a view's ``for_rows`` is the source's own).
+        Seeded randomness draws exactly as without it; the batched enumerator
+        uses it to give each sample its own forced choices.
+        """
+        return self
 
 
 class Randomness(RandomSource):
@@ -315,3 +337,260 @@ def _same_distribution(a: ChoiceNode, b: ChoiceNode, tolerance: float) -> bool:
         for wa, wb in zip(a.weights, b.weights)
         for x, y in zip(wa, wb)
     )
+
+
+# --------------------------------------------------------------------------
+# Batched enumeration: one forced path per sample.
+# --------------------------------------------------------------------------
+
+
+class NotRowwiseError(RuntimeError):
+    """A call's leading axis is not one entry per sample, so it cannot be split by rows."""
+
+
+_PERMUTATIONS: dict[int, torch.Tensor] = {}
+
+
+def _all_permutations(n: int) -> torch.Tensor:
+    """[n!, n], in itertools order (the children order of ``ReplayRandomness``)."""
+    if n not in _PERMUTATIONS:
+        _PERMUTATIONS[n] = torch.tensor(list(itertools.permutations(range(n))), dtype=torch.long).reshape(-1, n)
+    return _PERMUTATIONS[n]
+
+
+class BatchReplayRandomness(RandomSource):
+    """Replays one forced path per sample (row); rows are independent replays.
+
+    The tree is that of ``ReplayRandomness`` with ``num_samples = 1``: row r's
+    slice of a call is one node, whose children are the joint outcomes of the
+    slice's elements (mixed radix, last element fastest; zero-probability
+    outcomes are not children).  Nodes with a single child carry no choice and
+    are not recorded, so rows may meet different numbers of such calls (a
+    padded slot, a finished row drawing from a point mass) without changing
+    their path.
+
+    Inputs, for B rows and paths of up to L choices:
+      forced [B, L]   child index at each recorded (branching) node of the prefix
+      lengths [B]     how many of them are forced; beyond, child 0 is taken
+      children [B, L] the number of children the prefix's nodes had when recorded
+      fork_prob [B]   the probability of the prefix before its last node (checked)
+    After the run:
+      probability [B]     the probability of each row's path
+      depth [B]           branching nodes met; path[:, :depth], children, before
+      path, children [B, L'], before [B, L'] (path probability before each node)
+    """
+
+    def __init__(
+        self,
+        forced: torch.Tensor,
+        lengths: torch.Tensor,
+        children: torch.Tensor | None = None,
+        fork_prob: torch.Tensor | None = None,
+        max_depth: int = 10_000,
+        max_children: int = 10**7,
+        tolerance: float = 1e-12,
+        device: str | torch.device = "cpu",
+    ):
+        self.device = torch.device(device)
+        B, L = forced.shape
+        self.num_rows = B
+        self.lengths = lengths.to(torch.long)
+        self.expected_children = children
+        self.fork_prob = fork_prob
+        self.max_depth = max_depth
+        self.max_children = max_children
+        self.tolerance = tolerance
+        capacity = max(L, 8)
+        self.path = torch.zeros((B, capacity), dtype=torch.long)
+        self.path[:, :L] = forced
+        self.children = torch.ones((B, capacity), dtype=torch.long)
+        self.before = torch.ones((B, capacity), dtype=torch.float64)
+        self.depth = torch.zeros(B, dtype=torch.long)
+        self.calls = torch.zeros(B, dtype=torch.long)
+        self.probability = torch.ones(B, dtype=torch.float64)
+        self.too_deep = torch.zeros(B, dtype=torch.bool)
+
+    # ---------------------------------------------------------------- rows
+    def for_rows(self, samples: torch.Tensor) -> RandomSource:
+        return _RowView(self, samples)
+
+    def _all_rows(self, leading: tuple[int, ...], what: str) -> torch.Tensor:
+        if self.num_rows == 1:  # one path: the whole call is its node, whatever its shape
+            return torch.zeros(1, dtype=torch.long)
+        if len(leading) == 0 or leading[0] != self.num_rows:
+            raise NotRowwiseError(
+                f"a {what} call of shape {list(leading)} does not have one entry per sample "
+                f"({self.num_rows}) on its leading axis, and no rng.for_rows(...) said which samples it is for"
+            )
+        return torch.arange(self.num_rows)
+
+    @staticmethod
+    def _elements(x: torch.Tensor, rows: torch.Tensor, trailing: int) -> torch.Tensor:
+        """Reshape a call's tensor [A, ...] (or any shape when A = 1) to [A, E, *trailing dims]."""
+        tail = x.shape[x.dim() - trailing:] if trailing else ()
+        return x.reshape(rows.numel(), -1, *tail)
+
+    # ---------------------------------------------------------------- one node per row
+    def _choose(self, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """counts [A, E] outcomes per element -> digits [A, E], the chosen outcome of each element."""
+        A, E = counts.shape
+        if A == 0 or E == 0:
+            return counts.new_zeros((A, E))
+        log_children = counts.to(torch.float64).log().sum(-1)
+        if bool((log_children > math.log(self.max_children) + 1e-9).any()):
+            raise NotEnumerableError(
+                f"a call with {E} elements per sample has up to {math.exp(float(log_children.max())):.3g} joint "
+                f"outcomes, more than the enumeration limit {self.max_children}"
+            )
+        children = counts.prod(-1)
+        self.calls[rows] += 1
+        if bool((self.calls[rows] > self.max_depth).any()):
+            self.too_deep[rows[self.calls[rows] > self.max_depth]] = True
+            raise PathTooDeepError(f"more than {self.max_depth} random calls on one path")
+        branching = children > 1
+        index = torch.zeros(A, dtype=torch.long)
+        if bool(branching.any()):
+            r = rows[branching]
+            d = self.depth[r]
+            kids = children[branching]
+            forced = d < self.lengths[r]
+            chosen = torch.where(forced, self.path[r, d.clamp(max=self.path.shape[1] - 1)], torch.zeros_like(d))
+            if bool(forced.any()):
+                self._check_replay(r[forced], d[forced], kids[forced], chosen[forced])
+            if int(d.max()) >= self.path.shape[1]:
+                self._grow(int(d.max()) + 1)
+            self.path[r, d] = chosen
+            self.children[r, d] = kids
+            self.before[r, d] = self.probability[r]
+            self.depth[r] = d + 1
+            index[branching] = chosen
+        # Mixed radix, last element least significant (as ChoiceNode.child).
+        place = torch.cat([counts.flip(-1).cumprod(-1).flip(-1)[:, 1:], counts.new_ones(A, 1)], dim=1)
+        return (index.unsqueeze(1) // place) % counts
+
+    def _check_replay(self, r, d, kids, chosen) -> None:
+        recorded = self.expected_children[r, d] if self.expected_children is not None else kids
+        at_fork = d == self.lengths[r] - 1
+        fork_ok = torch.ones_like(at_fork)
+        if self.fork_prob is not None and bool(at_fork.any()):
+            then, now = self.fork_prob[r[at_fork]], self.probability[r[at_fork]]
+            fork_ok[at_fork] = (then - now).abs() <= self.tolerance * torch.maximum(then, torch.ones_like(then))
+        bad = (recorded != kids) | (chosen >= kids) | ~fork_ok
+        if bool(bad.any()):
+            i = int(torch.nonzero(bad)[0])
+            raise ReplayMismatchError(
+                f"random call with {int(kids[i])} outcomes on a replayed path of sample {int(r[i])}, where an "
+                f"earlier run with the same choices had {int(recorded[i])} (or a different path probability). "
+                "The sampler draws randomness outside the rng it was given (global torch/numpy/random state, "
+                "time, ...) or is otherwise not deterministic given its rng."
+            )
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, 2 * self.path.shape[1])
+        B, old = self.path.shape
+
+        def grown(t, fill):
+            out = torch.full((B, capacity), fill, dtype=t.dtype)
+            out[:, :old] = t
+            return out
+
+        self.path, self.children, self.before = grown(self.path, 0), grown(self.children, 1), grown(self.before, 1.0)
+
+    def _multiply(self, rows: torch.Tensor, weights: torch.Tensor) -> None:
+        """Multiply each row's path probability by its node's chosen joint outcome (weights [A, E])."""
+        if rows.numel():
+            self.probability[rows] *= weights.prod(-1)
+
+    # ---------------------------------------------------------------- the interface
+    def _categorical(self, probs: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        total = _check_probs(probs, "probs")
+        rows = self._all_rows(tuple(probs.shape[:-1]), "categorical") if rows is None else rows
+        weights = self._elements(probs.to(torch.float64) / total.to(torch.float64).unsqueeze(-1), rows, 1).cpu()
+        support = weights > 0  # [A, E, q]
+        digits = self._choose(rows, support.sum(-1))
+        # the digit-th category of positive weight
+        rank = support.cumsum(-1) - 1
+        value = (support & (rank == digits.unsqueeze(-1))).to(torch.int8).argmax(-1)
+        self._multiply(rows, weights.gather(-1, value.unsqueeze(-1)).squeeze(-1))
+        return value.reshape(probs.shape[:-1]).to(probs.device)
+
+    def _bernoulli(self, p: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        p = _check_bernoulli(p)
+        rows = self._all_rows(tuple(p.shape), "bernoulli") if rows is None else rows
+        p_true = self._elements(p.to(torch.float64), rows, 0).cpu()
+        p_false = 1.0 - p_true
+        has_false = p_false > 0
+        digits = self._choose(rows, has_false.to(torch.long) + (p_true > 0).to(torch.long))
+        value = torch.where(has_false, digits == 1, torch.ones_like(has_false))  # outcomes in order (False, True)
+        self._multiply(rows, torch.where(value, p_true, p_false))
+        return value.reshape(p.shape).to(p.device)
+
+    def _permutation(self, batch: int, n: int, rows: torch.Tensor | None) -> torch.Tensor:
+        _check_permutation_args(batch, n)
+        if rows is None:
+            rows = self._all_rows((batch,), "permutation")
+        per_row = batch // max(rows.numel(), 1) if rows.numel() else 0  # one path: the batch of orders is one node
+        if rows.numel() and math.factorial(n) ** per_row > self.max_children:
+            raise NotEnumerableError(
+                f"permutation(batch={batch}, n={n}) has {math.factorial(n)}^{per_row} outcomes per sample, more "
+                f"than the enumeration limit {self.max_children}; use a smaller n"
+            )
+        perms = _all_permutations(n)
+        counts = torch.full((rows.numel(), per_row), perms.shape[0], dtype=torch.long)
+        digits = self._choose(rows, counts)
+        self._multiply(rows, torch.full(digits.shape, 1.0 / perms.shape[0], dtype=torch.float64))
+        return perms[digits.reshape(-1)].reshape(batch, n).to(self.device)
+
+    def categorical(self, probs: torch.Tensor) -> torch.Tensor:
+        return self._categorical(probs, None)
+
+    def bernoulli(self, p: torch.Tensor) -> torch.Tensor:
+        return self._bernoulli(p, None)
+
+    def permutation(self, batch: int, n: int) -> torch.Tensor:
+        return self._permutation(batch, n, None)
+
+    def normal(self, shape: Sequence[int] | int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        raise NotEnumerableError(
+            "normal() draws from a continuous law, which cannot be enumerated; exact_law "
+            "applies to samplers with finitely many random outcomes per call"
+        )
+
+
+class _RowView(RandomSource):
+    """Calls of a ``BatchReplayRandomness`` for the listed samples only (see ``RandomSource.for_rows``)."""
+
+    def __init__(self, base: BatchReplayRandomness, samples: torch.Tensor):
+        if not isinstance(samples, torch.Tensor) or samples.dim() != 1 or samples.dtype.is_floating_point:
+            raise TypeError("for_rows expects a 1-d integer tensor of sample indices")
+        rows = samples.to(device="cpu", dtype=torch.long)
+        if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= base.num_rows):
+            raise ValueError(f"for_rows: sample indices must lie in [0, {base.num_rows - 1}]")
+        if rows.numel() != torch.unique(rows).numel():
+            raise ValueError("for_rows: sample indices must be distinct (one entry per sample on the leading axis)")
+        self.base, self.rows, self.device = base, rows, base.device
+
+    def for_rows(self, samples: torch.Tensor) -> RandomSource:
+        return self.base.for_rows(samples)
+
+    def _check(self, leading: tuple[int, ...], what: str) -> None:
+        if len(leading) == 0 or leading[0] != self.rows.numel():
+            raise ValueError(
+                f"a {what} call through rng.for_rows(samples) has leading shape {list(leading)}; expected one "
+                f"entry per listed sample ({self.rows.numel()})"
+            )
+
+    def categorical(self, probs: torch.Tensor) -> torch.Tensor:
+        self._check(tuple(probs.shape[:-1]), "categorical")
+        return self.base._categorical(probs, self.rows)
+
+    def bernoulli(self, p: torch.Tensor) -> torch.Tensor:
+        self._check(tuple(p.shape), "bernoulli")
+        return self.base._bernoulli(p, self.rows)
+
+    def permutation(self, batch: int, n: int) -> torch.Tensor:
+        self._check((batch,), "permutation")
+        return self.base._permutation(batch, n, self.rows)
+
+    def normal(self, shape: Sequence[int] | int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        return self.base.normal(shape, dtype)

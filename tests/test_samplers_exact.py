@@ -98,6 +98,133 @@ def test_randomness_outside_rng_is_caught():
         exact_law(GlobalRandomness(2), TabularTarget.random(2, 2, seed=0), recheck_every=1)
 
 
+# ---------------------------------------------------------------- randomness outside rng, on every run
+class MultinomialSequential:
+    """Sequential, but each coordinate drawn with torch.multinomial (the global generator), not rng."""
+
+    name = "uses-torch-multinomial"
+
+    def sample(self, oracle, num_samples, rng):
+        x = torch.full((num_samples, oracle.n), -1, dtype=torch.long)
+        for i in range(oracle.n):
+            x[:, i] = torch.multinomial(oracle.marginals(x)[:, i], 1).squeeze(1)
+        return x
+
+
+class OneGlobalDraw(Sequential):
+    """Correct Sequential draws through rng, plus one hidden draw from a global generator."""
+
+    def __init__(self, source: str):
+        super().__init__()
+        self.source = source
+        self.name = f"one-{source}-draw"
+
+    def run(self, oracle, num_samples, rng):
+        import random
+
+        import numpy as np
+
+        values = super().run(oracle, num_samples, rng)
+        hidden = {"torch": lambda: float(torch.rand(())), "numpy": lambda: float(np.random.rand()),
+                  "Python": random.random}[self.source]()
+        return values if hidden < 2.0 else 1 - values  # the draw changes nothing, but it was made
+
+
+@pytest.mark.parametrize("source", ["torch", "numpy", "Python"])
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_global_draw_is_named_by_exact_law_on_the_first_run(source, batched):
+    target = TabularTarget.random(2, 2, seed=0)
+    with pytest.raises(SamplerContractError, match=rf"outside the rng.*global {source}.*must draw all its randomness from rng"):
+        exact_law(OneGlobalDraw(source), target, batched=batched)
+
+
+def test_torch_multinomial_is_named_by_exact_law_check_exact_and_assert():
+    from verification import assert_sampler_exact, check_exact
+
+    target = TabularTarget.random(3, 2, seed=0)
+    for call in (lambda: exact_law(MultinomialSequential(), target),
+                 lambda: check_exact(MultinomialSequential(), target, num_samples=200, alpha=1e-3, seed=0),
+                 lambda: assert_sampler_exact(MultinomialSequential(), target)):
+        with pytest.raises(SamplerContractError, match="uses-torch-multinomial drew randomness outside the rng.*torch"):
+            call()
+    # The caller's global generators are left as they were by a correct sampler.
+    before = torch.get_rng_state()
+    exact_law(Sequential(), target)
+    assert torch.equal(before, torch.get_rng_state())
+
+
+def test_a_global_draw_is_named_by_the_audit(tmp_path):
+    from verification.audit import AuditConfig, run_audit
+
+    outcome = run_audit(AuditConfig(only=["exact/uses-torch-multinomial/tab-n3q2-zeros/"]), out_dir=tmp_path,
+                        extra_samplers=[MultinomialSequential()], progress=False)
+    (cell,) = outcome.cells
+    assert cell["verdict"] == "error" and outcome.exit_code != 0
+    assert "SamplerContractError" in cell["evidence"]["error"] and "outside the rng" in cell["evidence"]["error"]
+
+
+# ---------------------------------------------------------------- batched enumeration = one path per run
+def _same_law(sampler, target):
+    one = exact_law(sampler, target, batched=False)
+    many = exact_law(sampler, target)
+    assert many.batched, sampler
+    assert many.leaves == one.leaves, sampler
+    assert float((many.probs - one.probs).abs().max()) < 1e-12, sampler
+    assert many.unexplored_mass == pytest.approx(one.unexplored_mass, abs=1e-12)
+    if one.expected_rounds is not None:
+        assert many.expected_rounds == pytest.approx(one.expected_rounds, abs=1e-12), sampler
+        assert many.expected_queries == pytest.approx(one.expected_queries, abs=1e-12), sampler
+    return many
+
+
+def test_batched_enumeration_equals_one_path_per_run():
+    from autospec.samplers import ConfidenceUnmasking, DraftSpeculative
+    from verification.mutants.discrete import BlockResidualWithoutScale
+
+    target = TabularTarget.random(2, 3, seed=3, zero_fraction=0.3)
+    for sampler in (Sequential(), TokenSpeculative(2), BlockResidualWithoutScale(2), ConfidenceUnmasking(0.6)):
+        _same_law(sampler, target)
+    draft = TabularTarget.random(2, 3, seed=2)
+    _same_law(DraftSpeculative(draft, block_size=2, rule="multi", num_drafts=2), target)
+
+
+@pytest.mark.slow
+def test_batched_enumeration_equals_one_path_per_run_on_every_mutant():
+    from autospec.samplers import ConfidenceUnmasking, DraftSpeculative
+    from verification.mutants import catalogue
+
+    target = TabularTarget.random(3, 3, seed=4, zero_fraction=0.3)
+    for sampler in (SequenceSpeculative(AdaptiveBlockSize(start=1)), ConfidenceUnmasking(0.6)):
+        _same_law(sampler, target)
+    for mutant in catalogue("discrete"):
+        _same_law(mutant.make(), target)
+        _same_law(mutant.sibling(), target)
+    small = TabularTarget.random(3, 2, seed=1, zero_fraction=0.2)
+    draft = TabularTarget.random(3, 2, seed=2)
+    for rule, drafts in (("token", 1), ("block", 1), ("multi", 2), ("multi", 3)):
+        _same_law(DraftSpeculative(draft, block_size=3 if drafts < 3 else 2, rule=rule, num_drafts=drafts), small)
+
+
+class SharedDraw:
+    """Draws one order for the whole batch: its calls are not one entry per sample."""
+
+    name = "shared-order"
+
+    def sample(self, oracle, num_samples, rng):
+        order = rng.permutation(1, oracle.n)[0]
+        x = torch.full((num_samples, oracle.n), -1, dtype=torch.long)
+        for i in order.tolist():
+            x[:, i] = rng.categorical(oracle.marginals(x)[:, i])
+        return x
+
+
+def test_a_sampler_whose_calls_are_not_per_sample_is_enumerated_one_path_per_run():
+    target = TabularTarget.random(3, 2, seed=0)
+    law = exact_law(SharedDraw(), target)
+    assert not law.batched and law.tv < EXACT_TV
+    assert law.leaves == exact_law(SharedDraw(), target, batched=False).leaves
+
+
 def test_sequential_uses_exactly_n_rounds_and_speculation_fewer():
     target = TabularTarget.random(12, 2, seed=0, concentration=0.5)
     oracle = target.oracle()

@@ -1,17 +1,78 @@
-"""Run any contract-following sampler and get values, rounds and queries back."""
+"""Run any contract-following sampler and get values, rounds and queries back.
+
+Also the checks every path that runs a sampler shares: the sampler is an
+object with ``sample``, its output has the promised shape and dtype, and it
+drew no randomness from the global torch, numpy or ``random`` generators.
+"""
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import torch
 
 from autospec import Randomness
 from autospec.oracles import CountingOracle
 from autospec.samplers.base import Sampler, SampleResult
 
-__all__ = ["run_sampler", "sampler_name", "output_values"]
+__all__ = [
+    "run_sampler", "sampler_name", "output_values", "SamplerContractError", "GlobalGenerators", "check_sampler_object",
+]
 
 # Oracle answers are [rows, n, q] per round; keep one chunk's answers near this many floats.
 _CHUNK_FLOATS = 2**23
+
+
+class SamplerContractError(RuntimeError):
+    """The sampler broke the contract (randomness outside rng, bad output...)."""
+
+
+class GlobalGenerators:
+    """The states of the global torch, numpy and ``random`` generators, to tell whether a run moved them.
+
+    ``check(sampler)`` after the run raises ``SamplerContractError`` naming every
+    global generator that was drawn from (or reseeded) in between.
+    """
+
+    def __init__(self):
+        self.torch = torch.get_rng_state()
+        self.numpy = np.random.get_state()
+        self.python = random.getstate()
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+
+    def moved(self) -> list[str]:
+        names = []
+        if not torch.equal(self.torch, torch.get_rng_state()):
+            names.append("torch")
+        if self.cuda is not None and any(not torch.equal(a, b) for a, b in zip(self.cuda, torch.cuda.get_rng_state_all())):
+            names.append("torch.cuda")
+        now = np.random.get_state()
+        if not (np.array_equal(self.numpy[1], now[1]) and tuple(self.numpy[2:]) == tuple(now[2:])):
+            names.append("numpy (np.random)")
+        if self.python != random.getstate():
+            names.append("Python random")
+        return names
+
+    def check(self, sampler) -> None:
+        names = self.moved()
+        if names:
+            raise SamplerContractError(
+                f"sampler {sampler_name(sampler)} drew randomness outside the rng it was given: the global "
+                f"{' and '.join(names)} generator moved during a run (torch.rand, torch.multinomial, np.random.*, "
+                f"random.*, ...). A sampler must draw all its randomness from rng: exact_law cannot enumerate "
+                f"other draws and seeded checks cannot reproduce them."
+            )
+
+
+def check_sampler_object(sampler) -> None:
+    """A sampler is an instance with ``sample(oracle, num_samples, rng)``."""
+    if isinstance(sampler, type):
+        name = sampler.__name__
+        raise TypeError(f"sampler must be an object with sample(oracle, num_samples, rng); pass an instance: {name}(), not {name}")
+    if not callable(getattr(sampler, "sample", None)):
+        raise TypeError(
+            f"sampler must be an object with sample(oracle, num_samples, rng), got {type(sampler).__name__}")
 
 
 def output_values(output):
@@ -28,26 +89,33 @@ def sampler_name(sampler) -> str:
 
 def run_sampler(sampler, oracle, num_samples: int, rng: Randomness, chunk_size: int | None = None) -> SampleResult:
     """Samples in chunks (bounded memory); a user's sampler gets a counting oracle too."""
+    check_sampler_object(sampler)
     n, q = oracle.n, oracle.q
     if chunk_size is None:
         chunk_size = max(1, min(num_samples, _CHUNK_FLOATS // (8 * n * q)))
     parts = []
     for start in range(0, num_samples, chunk_size):
         size = min(chunk_size, num_samples - start)
+        generators = GlobalGenerators()
         if isinstance(sampler, Sampler):
             parts.append(sampler.sample(oracle, size, rng))
+            generators.check(sampler)
             continue
         counted = CountingOracle(oracle, size)
         output = sampler.sample(counted, size, rng)
+        generators.check(sampler)
         values = output_values(output)
         if not isinstance(values, torch.Tensor) or tuple(values.shape) != (size, n):
             shape = list(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
-            raise ValueError(f"sampler {sampler_name(sampler)} returned values {shape}, expected [{size}, {n}]")
+            raise SamplerContractError(f"sampler {sampler_name(sampler)} returned values {shape}, expected [{size}, {n}]")
+        if values.dtype.is_floating_point or values.dtype == torch.bool or values.is_complex():
+            raise SamplerContractError(
+                f"sampler {sampler_name(sampler)} returned values of dtype {values.dtype}; expected an integer tensor")
         parts.append(SampleResult(values.to(torch.long), counted.rounds.clone(), counted.queries.clone()))
     if not parts:
         empty = torch.zeros(0, dtype=torch.long)
         return SampleResult(torch.zeros((0, n), dtype=torch.long), empty, empty)
     values = torch.cat([p.values.cpu() for p in parts])
     if bool(((values < 0) | (values >= q)).any()):
-        raise ValueError(f"sampler {sampler_name(sampler)} returned values outside [0, {q - 1}]")
+        raise SamplerContractError(f"sampler {sampler_name(sampler)} returned values outside [0, {q - 1}]")
     return SampleResult(values, torch.cat([p.rounds.cpu() for p in parts]), torch.cat([p.queries.cpu() for p in parts]))

@@ -79,7 +79,7 @@ class ConfidenceUnmasking(Sampler):
             marginals = oracle.marginals(x_a, sample_ids=active)
             free = x_a < 0
             laws = torch.where(free.unsqueeze(-1), marginals, torch.nn.functional.one_hot(x_a.clamp(min=0), q).to(marginals))
-            draws = rng.categorical(laws).to(device)  # pinned coordinates draw their own value (one outcome)
+            draws = rng.for_rows(active).categorical(laws).to(device)  # pinned coordinates draw their own value (one outcome)
             confidence = torch.where(free, marginals.gather(-1, draws.unsqueeze(-1)).squeeze(-1), torch.full_like(marginals[..., 0], -1.0))
             keep = free & (confidence >= self.threshold)
             best = confidence.argmax(1)

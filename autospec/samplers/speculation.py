@@ -98,6 +98,7 @@ class SpeculativeSampler(Sampler):
             if active.numel() == 0:
                 return x
             A = active.numel()
+            round_rng = rng.for_rows(active)  # this round's draws: one entry per active sample
             t_a, x_a, order_a = t[active], x[active], order[active]
             remaining = n - t_a
             # The first round has no marginals to draft from: draft nothing.
@@ -112,7 +113,7 @@ class SpeculativeSampler(Sampler):
             # 1. Draft.  Undrafted slots get a point mass, so they draw nothing.
             draft = self.draft_laws(base[active], positions[:, :K], active, x_a)
             draft = torch.where(drafted.unsqueeze(-1), draft, _point_mass(A, K, q, device))
-            tokens = rng.categorical(draft).to(device) if K > 0 else torch.zeros((A, 0), dtype=torch.long, device=device)
+            tokens = round_rng.categorical(draft).to(device) if K > 0 else torch.zeros((A, 0), dtype=torch.long, device=device)
 
             # 2. One round: the target conditionals at prefixes 0..lengths that still have a coordinate to ask about.
             # prefix j pins the drafted slots m < j
@@ -131,12 +132,12 @@ class SpeculativeSampler(Sampler):
 
             # 3. Verify, then draw the next coordinate.
             if K > 0:
-                accepted, next_law = self.rule(target, draft, tokens, lengths, rng)
+                accepted, next_law = self.rule(target, draft, tokens, lengths, round_rng)
             else:
                 accepted, next_law = torch.zeros_like(lengths), target[:, 0]
             has_next = (t_a + accepted) < n
             next_law = torch.where(has_next.unsqueeze(-1), next_law, _point_mass(A, 1, q, device)[:, 0])
-            next_value = rng.categorical(next_law).to(device)
+            next_value = round_rng.categorical(next_law).to(device)
 
             keep = drafted & (steps[:K].unsqueeze(0) < accepted.unsqueeze(1))
             x_a = _write(x_a, positions[:, :K], tokens, keep)
