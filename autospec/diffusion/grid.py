@@ -28,6 +28,8 @@ __all__ = [
     "denoiser_from_epsilon",
     "epsilon_from_denoiser",
     "GRID_KINDS",
+    "cosine_alpha_bar",
+    "cosine_times",
 ]
 
 GRID_KINDS = ("uniform", "quadratic", "geometric", "log_snr", "cosine")
@@ -65,8 +67,9 @@ def time_grid(steps: int, t_max: float, kind: str = "uniform", t_min: float | No
       geometric  t_1 = t_min, ..., t_K = t_max geometrically spaced (t_min default t_max * 1e-3)
       log_snr    uniform in log-SNR; the localization time *is* the VP SNR, so this is
                  the geometric grid (kept as a name DDPM users look for)
-      cosine     the cosine alpha_bar schedule (Nichol & Dhariwal) on uniform s, mapped to t
-                 and rescaled so that t_K = t_max
+      cosine     the cosine alpha_bar schedule (Nichol & Dhariwal) on a uniform grid of diffusion
+                 time, mapped to t = alpha_bar / (1 - alpha_bar) and truncated where t reaches
+                 t_max (see ``cosine_times``); its last steps are long in t (short in log t)
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
@@ -87,20 +90,38 @@ def time_grid(steps: int, t_max: float, kind: str = "uniform", t_min: float | No
             logs = torch.linspace(math.log(t_min), math.log(t_max), steps, dtype=torch.float64, device=device)
             times = torch.cat([torch.zeros(1, dtype=torch.float64, device=device), torch.exp(logs)])
     elif kind == "cosine":
-        s = 0.008
-        # alpha_bar(u) for u from 1 (pure noise) down to 0; t = alpha_bar / (1 - alpha_bar)
-        u = 1.0 - k / steps
-        alpha_bar = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
-        alpha_bar = alpha_bar / alpha_bar[-1]
-        alpha_bar = alpha_bar.clamp(max=1.0 - 1e-12)
-        raw = alpha_bar / (1 - alpha_bar)
-        raw = raw - raw[0]
-        times = raw * (t_max / raw[-1])
+        times = cosine_times(k / steps, t_max)
     else:
         raise ValueError(f"kind must be one of {GRID_KINDS}, got {kind!r}")
     times[0] = 0.0
     times[-1] = float(t_max)
     return check_times(times)
+
+
+COSINE_OFFSET = 0.008  # Nichol & Dhariwal's s
+
+
+def cosine_alpha_bar(u: torch.Tensor) -> torch.Tensor:
+    """Nichol & Dhariwal's alpha_bar(u) = f(u) / f(0), f(u) = cos((u + s) / (1 + s) * pi / 2)^2, for diffusion
+    time u in [0, 1] (u = 0 clean, u = 1 noise)."""
+    u = torch.as_tensor(u, dtype=torch.float64)
+    f = torch.cos((u + COSINE_OFFSET) / (1 + COSINE_OFFSET) * math.pi / 2) ** 2
+    return f / math.cos(COSINE_OFFSET / (1 + COSINE_OFFSET) * math.pi / 2) ** 2
+
+
+def cosine_times(fractions: torch.Tensor, t_max: float) -> torch.Tensor:
+    """Localization times of the cosine schedule at grid fractions k / K in [0, 1].
+
+    The chain runs from noise (u = 1, t = 0) towards data; it stops at u_min, where the
+    schedule's SNR alpha_bar / (1 - alpha_bar), which is t, equals t_max.  The grid is
+    uniform in u on [u_min, 1]: u_k = 1 - (k / K)(1 - u_min), t_k = t(alpha_bar(u_k)).
+    """
+    a_max = t_max / (1.0 + t_max)  # alpha_bar at t_max
+    angle = math.acos(math.sqrt(a_max) * math.cos(COSINE_OFFSET / (1 + COSINE_OFFSET) * math.pi / 2))
+    u_min = angle / (math.pi / 2) * (1 + COSINE_OFFSET) - COSINE_OFFSET
+    u = 1.0 - fractions * (1.0 - u_min)
+    alpha_bar = cosine_alpha_bar(u)
+    return alpha_bar / (1.0 - alpha_bar)
 
 
 def alpha_bar_from_time(t: torch.Tensor) -> torch.Tensor:
