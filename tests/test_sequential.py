@@ -106,7 +106,7 @@ def test_false_fail_and_false_pass_rates_quick():
     null = _streams(target, 1e-2, 0.15, 1e-2, 2000, 3000, 64, probs, seed=0)
     _assert_rate_at_most(int((null.verdict == "fail").sum()), 2000, 1e-2, "sequential false-fail")
     assert (null.verdict == "pass").mean() > 0.9  # the null streams mostly stop with a pass, not at the cap
-    far = _streams(target, 1e-2, 0.15, 1e-2, 2000, 3000, 64, _two_halves(probs, 0.15), seed=1)
+    far = _streams(target, 1e-2, 0.15, 1e-2, 2000, 2000, 64, _two_halves(probs, 0.15), seed=1)
     _assert_rate_at_most(int((far.verdict == "pass").sum()), 2000, 1e-2, "sequential false-pass at TV = tv")
 
 
