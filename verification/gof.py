@@ -108,6 +108,7 @@ __all__ = [
     "pool_cells", "pearson", "likelihood_ratio", "corrected_chisquare", "corrected_statistic",
     "corrected_null_moments", "corrected_moments", "simulate_corrected_null", "marginal_tests", "auto_test",
     "choose_joint_test", "auto_parts", "decide", "rejects", "decide_statistics", "rejects_statistics", "null_model",
+    "decision_model",
     "mc_plan", "tv_plug_in", "expected_null_tv", "tv_bias_corrected", "tv_upper_bound",
 ]
 
@@ -255,18 +256,33 @@ def _wilson_hilferty(x: np.ndarray, df: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- the null model (seed-independent, cached)
 class _Part:
-    """One statistic of a decision: ``score(counts [R, k]) -> [R]`` on counts of the positive cells."""
+    """One statistic of a decision: ``score(sample) -> [R]`` (standardised, for max-statistics) and ``raw``."""
 
     def __init__(self, name: str, score, dof: int, raw):
         self.name, self.score, self.dof, self.raw = name, score, dof, raw
 
 
+@dataclass
+class _Split:
+    """Rows of multinomial counts in split form: ``head`` [R, D] the counts of the dense cells (m p >= 2), and the
+    samples that fell in the light cells, one entry per sample: ``rows`` [S] (which row), ``cells`` [S] (which
+    light cell).  For sparse, peaked tables (thousands of cells of expected count << 1) every statistic here is
+    computed from this at a cost ~ D + S per row instead of ~ k."""
+
+    head: np.ndarray
+    rows: np.ndarray
+    cells: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.head)
+
+
 class NullModel:
     """Everything about one (test, probs, m, statistics) that does not depend on data or seed.
 
-    ``draw(generator, size)`` -> null counts [size, k] of the positive cells (or of the pooled cells for pearson /
-    likelihood-ratio: the same law for their statistic, k' binomials instead of k), ``reduce(counts [R, K])`` the
-    observed rows into the same space, ``statistic(rows) -> [R]`` the decision's statistic (large rejects),
+    ``draw(generator, size)`` -> ``size`` null rows, multinomial(m, probs) (pearson / likelihood-ratio: counts of the
+    pooled cells [size, k'], the same law for their statistic; the others: a ``_Split``), ``reduce(counts [R, K])``
+    the observed rows into the same form, ``statistic(rows) -> [R]`` the decision's statistic (large rejects),
     ``cost`` the work of one draw (units of ~100 ns).
     """
 
@@ -279,105 +295,153 @@ class NullModel:
         self.pooled_cells = len(kept) + (1 if len(merged) else 0)
         self.pooled_mass = float(probs[merged].sum())
         self.parts: list[_Part] = []
+        self.family: list[_Part] = []
         if test in ("pearson", "likelihood-ratio"):
             # draw straight in the pooled space: the pooled counts are multinomial(m, pooled probs)
             self._pooled_space = True
             self.kept, self.merged = kept, merged
             self.probs = np.concatenate([probs[kept], [probs[merged].sum()]]) if len(merged) else probs[kept]
+            self._head = self.probs
             expected = self.probs * m
             raw = _pearson_rows if test == "pearson" else _g_rows
-            self.parts = [_Part(test, lambda rows, e=expected, f=raw: f(rows, e), self.pooled_cells - 1,
-                                lambda rows, e=expected, f=raw: f(rows, e))]
+            self.parts = [_Part(test, None, self.pooled_cells - 1, lambda rows, e=expected, f=raw: f(rows, e))]
             self.cost = float(len(self.probs)) + _DRAW_OVERHEAD
-            self._plan_sampler(self.probs)
             return
         self._pooled_space = False
         self.probs = p
+        self._plan_split(p)
         local = np.full(len(probs), -1)
         local[self.positive] = np.arange(self.k)
+        head_of = np.full(self.k, -1)
+        head_of[self._dense] = np.arange(len(self._dense))
+        cost = len(self._dense) + 1.5 * self._light_samples + _DRAW_OVERHEAD
         if test == "auto":
-            pk, pm = local[kept], local[merged]
-            expected = (np.concatenate([p[pk], [p[pm].sum()]]) if len(pm) else p[pk]) * m
+            kept_h, merged_h = head_of[local[kept]], head_of[local[merged]]
+            merged_h = merged_h[merged_h >= 0]  # light cells are all merged (m p < 2 < 5): counted through rows
+            expected = (np.concatenate([p[local[kept]], [p[local[merged]].sum()]]) if len(merged) else
+                        p[local[kept]]) * m
             dof = self.pooled_cells - 1
             if dof >= 1:
-                self.parts.append(_Part("pearson", lambda rows, pk=pk, pm=pm, e=expected, d=dof:
-                                        _wilson_hilferty(_pearson_rows(_pooled(rows, pk, pm), e), d), dof,
-                                        lambda rows, pk=pk, pm=pm, e=expected: _pearson_rows(_pooled(rows, pk, pm), e)))
+                pool = bool(len(merged))
+                raw = lambda x, kh=kept_h, mh=merged_h, e=expected, pool=pool: _pearson_rows(  # noqa: E731
+                    self._pooled(x, kh, mh, pool), e)
+                self.parts.append(_Part("pearson", lambda x, r=raw, d=dof: _wilson_hilferty(r(x), d), dof, raw))
+                cost += 0.05 * len(self._dense)
         if test == "corrected" or (test == "auto" and "corrected" in auto_parts(self.k, m, False)):
             if self.k >= 2 and m >= 2:
-                scale = math.sqrt(1.0 - 1.0 / m)
-                dof = self.k - 1
-                raw = lambda rows, p=p: corrected_statistic(rows, p)  # noqa: E731
-                self.parts.append(_Part("corrected", lambda rows, p=p, s=scale, d=dof:
-                                        _wilson_hilferty(d + (corrected_statistic(rows, p) + 1.0) / s, d), dof, raw))
-        self.family: list[_Part] = []
+                scale, dof = math.sqrt(1.0 - 1.0 / m), self.k - 1
+                self.parts.append(_Part("corrected", lambda x, s=scale, d=dof: _wilson_hilferty(
+                    d + (self._corrected(x) + 1.0) / s, d), dof, self._corrected))
+                cost += 0.05 * len(self._dense) + 0.5 * self._light_samples + 0.02 * len(self._light)
         if cell_maps:
-            # one 0/1 matrix [k, sum K_s] folds joint counts into every statistic's counts at once
-            columns, offset, blocks = [], 0, []
-            for name, cell_value, law in cell_maps:
-                columns.append(cell_value[self.positive] + offset)
-                blocks.append((name, law, offset))
-                offset += len(law)
-            rows_ix = np.tile(np.arange(self.k), len(columns))
-            fold = sparse.csr_matrix((np.ones(rows_ix.size), (rows_ix, np.concatenate(columns))), shape=(self.k, offset))
-            self._fold = fold.toarray() if self.k * offset <= 200_000 else fold
-            for name, law, start in blocks:
-                fk, fm = _pooling_plan(law, m)
-                expected = (np.concatenate([law[fk], [law[fm].sum()]]) if len(fm) else law[fk]) * m
-                dof = len(fk) + (1 if len(fm) else 0) - 1
-                if dof < 1:
-                    continue  # everything pooled: this statistic cannot reject at this sample size
-                fk, fm = fk + start, fm + start
-                raw = lambda folded, fk=fk, fm=fm, e=expected: _pearson_rows(_pooled(folded, fk, fm), e)  # noqa: E731
-                self.family.append(_Part(name, lambda folded, r=raw, d=dof: _wilson_hilferty(r(folded), d), dof, raw))
+            cost += self._plan_family(cell_maps, m, head_of)
         if test == "marginals" and not self.family:
             raise ValueError("the marginal family needs at least one statistic with two or more cells after pooling")
-        self._plan_sampler(p)
-        self.cost = float(self._dense.size + 0.5 * self._rest_samples + 0.05 * self.k
-                          + (0.02 * self._fold.size if self.family and isinstance(self._fold, np.ndarray) else
-                             0.05 * len(self.family) * min(self.k, self.m))
-                          + 0.02 * self.k * len(self.parts) + _DRAW_OVERHEAD)
+        self.cost = float(cost)
 
-    def _plan_sampler(self, p: np.ndarray) -> None:
-        """Dense cells (m p >= 2) by one multinomial, the rest through one pooled cell whose samples are placed by
-        inverse-CDF lookup: for peaked sparse tables (thousands of tiny cells) this is ~10x cheaper than k binomials."""
+    # -- sampling
+    def _plan_split(self, p: np.ndarray) -> None:
+        """Dense cells (m p >= 2) by one multinomial, the rest through one light cell whose samples are placed by
+        inverse-CDF lookup (the light cells hold few samples, so this is far cheaper than k binomials)."""
         dense = p * self.m >= 2.0
-        if dense.all() or (~dense).sum() < 8:
+        if (~dense).sum() < 8:
             dense[:] = True
-        self._dense = np.flatnonzero(dense)
-        self._rest = np.flatnonzero(~dense)
-        rest_mass = float(p[self._rest].sum())
-        self._head = np.append(p[self._dense], rest_mass) if len(self._rest) else p[self._dense]
+        self._dense, self._light = np.flatnonzero(dense), np.flatnonzero(~dense)
+        light_mass = float(p[self._light].sum())
+        self._head = np.append(p[self._dense], light_mass) if len(self._light) else p[self._dense]
         self._head = self._head / self._head.sum()
-        self._rest_cdf = np.cumsum(p[self._rest]) / rest_mass if len(self._rest) else None
-        self._rest_samples = self.m * rest_mass
+        self._light_cdf = np.cumsum(p[self._light]) / light_mass if len(self._light) else None
+        self._light_samples = self.m * light_mass
 
-    def draw(self, generator: np.random.Generator, size: int) -> np.ndarray:
-        """Null counts [size, k] (k = cells of this model's space), multinomial(m, probs)."""
+    def draw(self, generator: np.random.Generator, size: int):
+        """``size`` null rows (multinomial(m, probs)) in this model's form."""
         head = generator.multinomial(self.m, self._head, size=size)
-        if not len(self._rest):
+        if self._pooled_space:
             return head
-        out = np.empty((size, len(self.probs)), dtype=np.int64)
-        out[:, self._dense] = head[:, :-1]
-        n_rest = head[:, -1]
-        cells = np.searchsorted(self._rest_cdf, generator.random(int(n_rest.sum())), side="right")
-        cells = np.minimum(cells, len(self._rest) - 1)
-        rows = np.repeat(np.arange(size), n_rest)
-        out[:, self._rest] = np.bincount(rows * len(self._rest) + cells, minlength=size * len(self._rest)).reshape(
-            size, len(self._rest))
-        return out
+        if not len(self._light):
+            return _Split(head, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        n_light = head[:, -1]
+        cells = np.searchsorted(self._light_cdf, generator.random(int(n_light.sum())), side="right")
+        return _Split(head[:, :-1], np.repeat(np.arange(size), n_light), np.minimum(cells, len(self._light) - 1))
 
-    def reduce(self, counts: np.ndarray) -> np.ndarray:
-        """Observed rows [R, K] (all cells) -> rows in this model's space."""
+    def reduce(self, counts: np.ndarray):
+        """Observed rows [R, K] (all cells) -> rows in this model's form."""
+        counts = np.asarray(counts)
+        if not np.issubdtype(counts.dtype, np.integer):
+            counts = np.rint(counts).astype(np.int64)
         if self._pooled_space:
             return _pooled(counts, self.kept, self.merged)
-        return counts[:, self.positive]
+        counts = counts[:, self.positive]
+        light = counts[:, self._light]
+        rows, cells = np.nonzero(light)
+        times = light[rows, cells]
+        return _Split(counts[:, self._dense], np.repeat(rows, times), np.repeat(cells, times))
 
-    def statistic(self, rows: np.ndarray) -> np.ndarray:
+    # -- statistics on split rows
+    def _light_counts(self, x: _Split) -> np.ndarray:
+        return np.bincount(x.rows, minlength=len(x)).astype(np.float64)
+
+    def _pooled(self, x: _Split, kept_h, merged_h, pool: bool) -> np.ndarray:
+        head = x.head.astype(np.float64)
+        if not pool:
+            return head[:, kept_h]
+        last = head[:, merged_h].sum(1) + self._light_counts(x)
+        return np.concatenate([head[:, kept_h], last[:, None]], axis=1)
+
+    def _corrected(self, x: _Split) -> np.ndarray:
+        """T = sum N (N - 1) / (m p) - m: dense cells directly, light cells through their collisions."""
+        head = x.head.astype(np.float64)
+        u = (head * (head - 1.0) / self.probs[self._dense]).sum(1)
+        if len(x.rows):
+            width = len(self._light)
+            counts = np.bincount(x.rows * width + x.cells, minlength=len(x) * width)
+            keys = np.flatnonzero(counts >= 2)
+            times = counts[keys].astype(np.float64)
+            u += np.bincount(keys // width, minlength=len(x), weights=times * (times - 1.0) / self.probs[self._light][keys % width])
+        return u / self.m - self.m
+
+    def _plan_family(self, cell_maps, m: int, head_of: np.ndarray) -> float:
+        """The marginal family: every statistic's counts [R, sum K_s] side by side, from the dense cells through one
+        0/1 matrix and from the light samples through their statistic values.  Returns the cost per draw."""
+        offsets, blocks, offset = [], [], 0
+        for name, cell_value, law in cell_maps:
+            offsets.append(cell_value[self.positive] + offset)
+            blocks.append((name, law, offset))
+            offset += len(law)
+        values = np.stack(offsets, axis=1)  # [k, statistics]: the column of every cell in every statistic
+        self._width = offset
+        dense_values = values[self._dense]
+        fold = sparse.csr_matrix((np.ones(dense_values.size), (np.repeat(np.arange(len(self._dense)), values.shape[1]),
+                                                               dense_values.ravel())), shape=(len(self._dense), offset))
+        self._fold = fold.toarray() if fold.shape[0] * offset <= 400_000 else fold
+        self._light_values = values[self._light].astype(np.int32)  # [light cells, statistics]
+        for name, law, start in blocks:
+            fk, fm = _pooling_plan(law, m)
+            expected = (np.concatenate([law[fk], [law[fm].sum()]]) if len(fm) else law[fk]) * m
+            dof = len(fk) + (1 if len(fm) else 0) - 1
+            if dof < 1:
+                continue  # everything pooled: this statistic cannot reject at this sample size
+            fk, fm = fk + start, fm + start
+            raw = lambda folded, fk=fk, fm=fm, e=expected: _pearson_rows(_pooled(folded, fk, fm), e)  # noqa: E731
+            self.family.append(_Part(name, lambda folded, r=raw, d=dof: _wilson_hilferty(r(folded), d), dof, raw))
+        matmul = 0.005 * len(self._dense) * offset if isinstance(self._fold, np.ndarray) else 0.1 * len(self._dense) * values.shape[1]
+        return matmul + 0.15 * values.shape[1] * self._light_samples + 0.05 * offset
+
+    def _folded(self, x: _Split) -> np.ndarray:
+        """Joint rows -> every statistic's counts side by side [R, sum K_s]."""
+        head = x.head.astype(np.float64)
+        folded = head @ self._fold if isinstance(self._fold, np.ndarray) else (sparse.csr_matrix(head) @ self._fold).toarray()
+        if len(x.rows):
+            index = (x.rows.astype(np.int32)[:, None] * np.int32(self._width) + self._light_values[x.cells]).ravel()
+            folded += np.bincount(index, minlength=len(x) * self._width).reshape(len(x), self._width)
+        return folded
+
+    def statistic(self, rows) -> np.ndarray:
         """The decision's statistic [R] (large is evidence against H0)."""
-        rows = np.asarray(rows, dtype=np.float64)
-        if self.test in ("pearson", "likelihood-ratio", "corrected"):
-            return self.parts[0].raw(rows)
+        if self._pooled_space:
+            return self.parts[0].raw(np.asarray(rows, dtype=np.float64))
+        if self.test == "corrected":
+            return self._corrected(rows)
         if self.family:
             folded = self._folded(rows)
             family = np.max([part.score(folded) for part in self.family], axis=0)
@@ -391,20 +455,21 @@ class NullModel:
             return np.zeros(len(rows))
         return -np.min(logp, axis=0)
 
-    def _folded(self, rows: np.ndarray) -> np.ndarray:
-        """Joint counts [R, k] -> every statistic's counts side by side [R, sum K_s]."""
-        if isinstance(self._fold, np.ndarray):
-            return rows @ self._fold
-        return (sparse.csr_matrix(rows) @ self._fold).toarray()
-
-    def part_statistics(self, rows: np.ndarray) -> dict:
+    def part_statistics(self, rows) -> dict:
         """Raw statistic of every part [R] (for the report)."""
-        rows = np.asarray(rows, dtype=np.float64)
         out = {part.name: part.raw(rows) for part in self.parts}
         if self.family:
             folded = self._folded(rows)
             out.update({part.name: part.raw(folded) for part in self.family})
         return out
+
+    @property
+    def row_elements(self) -> float:
+        """Numbers held per null row while it is scored (sets the chunk size)."""
+        if self._pooled_space:
+            return float(len(self.probs))
+        light = self._light_samples * (1 + (self._light_values.shape[1] if self.family else 0))
+        return len(self._head) + light + (self._width if self.family else 0)
 
     @property
     def degenerate(self) -> bool:
@@ -470,6 +535,24 @@ def null_model(test: str, probs, num_samples: int, statistics=None, table_shape=
     return model
 
 
+def decision_model(test: str, probs, num_samples: int, alpha: float, statistics=None, table_shape=None):
+    """(model, note): the null model ``decide`` uses for ``test`` at level ``alpha``.  The same as ``null_model``,
+    except that ``auto`` leaves the marginal family out when simulating it jointly would cost too much to resolve
+    alpha with the full resolution R = MC_RESOLUTION while the joint parts alone can (sparse tables with many
+    statistics: every sample must be folded into every statistic).  The choice depends on (probs, m, alpha,
+    statistics) only, never on data, so each decision stays exactly calibrated; ``note`` says when it happened."""
+    uses = test in ("auto", "marginals")
+    model = null_model(test, probs, num_samples, statistics if uses else None, table_shape)
+    if test == "auto" and statistics and mc_plan(model.cost, alpha)[0] < MC_RESOLUTION:
+        joint = null_model(test, probs, num_samples, None, table_shape)
+        r_full, _, full_resolves = mc_plan(model.cost, alpha)
+        r_joint, _, joint_resolves = mc_plan(joint.cost, alpha)
+        if joint_resolves and (not full_resolves or r_joint > r_full):
+            return joint, (f"marginal family left out of auto: simulating it jointly costs {model.cost:.0f} units per "
+                           f"draw, too much to resolve alpha = {alpha:g} with {MC_RESOLUTION} exceedances")
+    return model, None
+
+
 # ---------------------------------------------------------------- Monte Carlo decision
 @dataclass
 class Decisions:
@@ -509,7 +592,7 @@ def _chunk_sizes(model: NullModel):
     """The fixed chunk schedule of a null stream (64, 128, 256, ... up to a memory cap): independent of alpha, so
     every alpha reads a prefix of the same draws."""
     size = MC_FIRST_CHUNK
-    cap = max(MC_FIRST_CHUNK, MC_CHUNK_ELEMENTS // max(len(model.probs), 1))
+    cap = max(MC_FIRST_CHUNK, int(MC_CHUNK_ELEMENTS // max(model.row_elements, 1)))
     while True:
         yield min(size, cap)
         size *= 2
@@ -648,7 +731,7 @@ def decide(test: str, counts, probs, alpha: float, *, seed=0, statistics=None, t
     counts, p, m = _as_rows(counts, probs)
     if test == "marginals" and not statistics:
         raise ValueError("test 'marginals' needs statistics")
-    model = null_model(test, p, m, statistics if test in ("auto", "marginals") else None, shape)
+    model, _ = decision_model(test, p, m, alpha, statistics, shape)
     impossible = counts[:, p <= 0].sum(1) > 0
     return _decide_rows(model, model.reduce(counts), impossible, alpha, seed)
 
@@ -711,7 +794,8 @@ def _mc_details(d: Decisions, alpha: float) -> dict:
     return details
 
 
-def _single(test: str, observed, probs, alpha, seed, statistics=None, table_shape=None) -> GofResult:
+def _single(test: str, observed, probs, alpha, seed, statistics=None, table_shape=None, parts: bool = False) -> GofResult:
+    """One row through ``_decide_rows`` (the function ``decide`` uses), with the evidence for a report."""
     observed, probs_flat = _as_counts(observed, probs)
     m = int(round(observed.sum()))
     cells = int((probs_flat > 0).sum())
@@ -720,9 +804,16 @@ def _single(test: str, observed, probs, alpha, seed, statistics=None, table_shap
         return GofResult(name, 0.0, 1.0, 0, 0, cells, {}, PASS if alpha is not None else None)
     level = 1e-3 if alpha is None else alpha  # without an alpha: p-values resolved down to ~1e-3
     shape = np.shape(probs) if np.ndim(probs) > 1 else table_shape
-    d = decide(test, observed.astype(np.int64), probs_flat, level, seed=seed, statistics=statistics, table_shape=shape)
-    model = null_model(test, probs_flat, m, statistics if test in ("auto", "marginals") else None, shape)
+    level = _check_alpha(level)
+    counts = observed.astype(np.int64)[None]
+    model, note = decision_model(test, probs_flat, m, level, statistics, shape)
+    reduced = model.reduce(counts)
+    d = _decide_rows(model, reduced, counts[:, probs_flat <= 0].sum(1) > 0, level, seed)
     details = _mc_details(d, level)
+    if note:
+        details["note"] = note
+    if parts:
+        details["parts"] = {name: float(v[0]) for name, v in model.part_statistics(reduced).items()}
     if d.impossible[0]:
         details["impossible_cell_observed"] = True
     details.update(pooled_cells=model.pooled_cells, pooled_mass=model.pooled_mass)
@@ -832,12 +923,9 @@ def auto_test(observed, probs, values=None, statistics=None, alpha: float | None
         n = np.shape(values)[1]
         q = int(round(len(probs_arr) ** (1.0 / n)))
         shape = (q,) * n
-    result = _single("auto", observed_arr, probs_arr, alpha, seed, statistics or None, shape)
+    result = _single("auto", observed_arr, probs_arr, alpha, seed, statistics or None, shape, parts=True)
     result.test = f"auto({'+'.join(parts)})"
     if m:
-        model = null_model("auto", probs_arr, m, statistics or None, shape)
-        raw = model.part_statistics(model.reduce(observed_arr[None]))
-        result.details["parts"] = {name: float(v[0]) for name, v in raw.items()}
         result.details["combination"] = (f"max-statistic over {parts} (marginal family Bonferroni-scaled inside), "
                                          "calibrated jointly by Monte Carlo")
     return result
