@@ -79,7 +79,7 @@ def test_report_has_speed_error_and_third_party_tables(audit):
     if version is None:
         assert "skipped:" in html
     else:
-        assert f"<td>transformers</td><td>{version}</td>" in html
+        assert f'<td data-label="package">transformers</td><td data-label="version">{version}</td>' in html
         assert 'id="zero-probability-repro"' in html and "P = [1, 0]" in html
 
 

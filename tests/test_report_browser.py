@@ -29,9 +29,10 @@ from verification.audit import AuditConfig, run_audit
 ARTEFACTS = Path(os.environ.get("AUTOSPEC_ARTEFACTS", Path(__file__).resolve().parents[1] / "reports" / "browser-test"))
 # A small audit with a cell of every kind of section, one of them failing (a user's wrong sampler) and one long name.
 ONLY = ["exact/Sequential/tab-n3q2-zeros/*", "check/*/tab-n3q3/*", "calibration/Sequential/*",
-        "mutation/mutant:no-verification/*", "mutation/mutant:block-float32/*", "depth/*", "diffusion/*"]
+        "mutation/mutant:block-float32/*", "depth/*", "diffusion/ASD/*", "diffusion/mutant:diffusion_wrong_hyperplane/*",
+        "diffusion/mutant:diffusion_reused_noise/*"]
 SMALL = {"num_samples": 2000, "check_targets": ["tab-n3q3"], "check_samplers": ["Sequential", "SequenceSpeculative(2)"],
-         "calibration_runs": 40, "calibration_samples": 300, "depth_ns": [16, 32, 64], "depth_samples": 8,
+         "calibration_runs": 40, "calibration_samples": 200, "depth_ns": [16, 32, 64], "depth_samples": 8,
          "diffusion_samples": 1000, "draft_samplers": []}
 SECTIONS = ["verdict", "verdict-matrix", "evidence", "evidence-table", "mutants", "mutant-table", "speed-error",
             "third-party", "calibration", "depth", "diffusion", "reproduce", "environment"]
@@ -52,6 +53,8 @@ window.addEventListener("load", function () {
   while (walker.nextNode()) {
     var node = walker.currentNode;
     if (!node.nodeValue.trim() || node.parentElement.closest("script, style")) continue;
+    var closed = node.parentElement.closest("details:not([open])");  // folded away: not drawn
+    if (closed && !node.parentElement.closest("summary")) continue;
     var range = document.createRange(); range.selectNodeContents(node);
     Array.prototype.forEach.call(range.getClientRects(), function (r) {
       if (r.width > 1 && r.height > 1) boxes.push({l: r.left, r: r.right, t: r.top + window.scrollY, b: r.bottom + window.scrollY,

@@ -293,7 +293,6 @@ def run_audit(
     if not isinstance(jobs, int) or jobs < 1:
         raise AuditError(f"jobs must be a positive int, got {jobs!r}")
     out = Path(out_dir)
-    check_out_dir(out)  # before any cell is computed
     results_path = out / "results.json"
     registry.CURRENT_EXTRA = list(config.extra_samplers)
     try:
@@ -302,6 +301,7 @@ def run_audit(
         raise AuditError(f"could not plan the audit: {error}") from error
     finally:
         registry.CURRENT_EXTRA = []
+    check_out_dir(out)  # before any cell is computed
     fingerprint = config.fingerprint()
     fingerprint["extra_samplers"] = config.to_dict()["extra_samplers"]
 

@@ -7,7 +7,8 @@ import io
 
 import numpy as np
 
-__all__ = ["calibration_plot", "depth_plot", "diffusion_plot", "to_data_uri"]
+__all__ = ["calibration_figure", "calibration_plot", "depth_figure", "depth_plot", "diffusion_figure", "diffusion_plot",
+           "to_data_uri"]
 
 
 def _pyplot():
@@ -32,6 +33,10 @@ VERDICT_COLOURS = {"pass": "#1f7a3a", "caught": "#1f7a3a", "flagged": "#1f7a3a",
 
 
 def calibration_plot(cell: dict, level: float = 0.99) -> str:
+    return to_data_uri(calibration_figure(cell, level))
+
+
+def calibration_figure(cell: dict, level: float = 0.99):
     """Histogram of the p-values with the band uniform p-values stay in, and their QQ plot with the KS band.
 
     Band on the histogram: every bin count inside it with probability ``level``
@@ -44,7 +49,7 @@ def calibration_plot(cell: dict, level: float = 0.99) -> str:
     ev = cell["evidence"]
     p = np.sort(np.asarray(ev["p_values"], dtype=float))
     runs, bins = len(p), 10
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8.0, 3.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(6.4, 3.0))  # two side by side on a laptop, at full size
     left.hist(p, bins=bins, range=(0, 1), color="#4c72b0", edgecolor="white", zorder=2)
     low, high = stats.binom.interval(1 - (1 - level) / bins, runs, 1 / bins)
     left.axhspan(low, high, color="#c44e52", alpha=0.15, lw=0, zorder=1,
@@ -72,12 +77,16 @@ def calibration_plot(cell: dict, level: float = 0.99) -> str:
     extra = f"; rejections {rejections} (allowed {interval[0]} to {interval[1]})" if rejections is not None and interval else ""
     fig.suptitle(f"{cell['sampler']} on {cell['target']}: KS p = {ev['p_value']:.3g}{extra}", fontsize=10)
     fig.tight_layout()
-    return to_data_uri(fig)
+    return fig
 
 
 def depth_plot(cells: list[dict]) -> str:
+    return to_data_uri(depth_figure(cells))
+
+
+def depth_figure(cells: list[dict]):
     """log-log mean rounds and queries per sample versus n (95% intervals), fitted exponents and theory slopes."""
-    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+    from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, NullLocator
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.4))
@@ -107,6 +116,8 @@ def depth_plot(cells: list[dict]) -> str:
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _: f"{x:g}"))
         ax.xaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # labels 5, 10, 20, 50...: readable
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda y, _: f"{y:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("n (log scale)")
         ax.set_title(title, fontsize=10)
@@ -115,10 +126,14 @@ def depth_plot(cells: list[dict]) -> str:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(3, max(len(labels), 1)), fontsize=8.5, frameon=False)
     fig.tight_layout(rect=(0, 0.06 * (1 + (len(labels) - 1) // 3), 1, 1))
-    return to_data_uri(fig)
+    return fig
 
 
 def diffusion_plot(cells: list[dict]) -> str:
+    return to_data_uri(diffusion_figure(cells))
+
+
+def diffusion_figure(cells: list[dict]):
     """One panel per diffusion sampler: its histogram of output coordinate 0 against the exact chain density."""
     plt = _pyplot()
     panels = [c for c in cells if c["evidence"].get("histogram")]
@@ -145,4 +160,4 @@ def diffusion_plot(cells: list[dict]) -> str:
     for ax in axes[:, 0]:
         ax.set_ylabel("density")
     fig.tight_layout()
-    return to_data_uri(fig)
+    return fig
