@@ -17,8 +17,8 @@ class _Frozen(Glauber):
 
         x = check_start(self.start, num_samples, oracle.n, oracle.q, self.device)
         everyone = torch.arange(num_samples)
-        for t in range(self.steps):
-            site = self.sites(num_samples, oracle.n, rng)[:, 0] if self.steps else None
+        for _ in range(self.steps):
+            site = self.sites(num_samples, oracle.n, rng)[:, 0]
             free = torch.full_like(x, -1)
             x[everyone, site] = rng.categorical(oracle.marginals(free)[everyone, site])
         return x

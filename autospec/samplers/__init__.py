@@ -7,6 +7,8 @@ from autospec.samplers.block_size import AdaptiveBlockSize, BlockSizePolicy, Fix
 from autospec.samplers.diffusion_base import DiffusionSampler
 from autospec.samplers.diffusion_sequential import DiffusionSequential
 from autospec.samplers.draft_speculative import DraftSpeculative
+from autospec.samplers.glauber import Glauber, ParallelGlauber
+from autospec.samplers.parallel_dpp import ParallelDPP
 from autospec.samplers.picard import Picard
 from autospec.samplers.sequence_speculative import SequenceSpeculative
 from autospec.samplers.sequence_speculative_diffusion import SequenceSpeculativeDiffusion
@@ -36,4 +38,7 @@ __all__ = [
     "ConfidenceUnmasking",
     "TopKSequential",
     "TypicalAcceptance",
+    "ParallelDPP",
+    "Glauber",
+    "ParallelGlauber",
 ]

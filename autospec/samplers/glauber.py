@@ -38,6 +38,7 @@ import torch
 from autospec.oracles import CountingOracle
 from autospec.randomness import RandomSource
 from autospec.samplers.base import Sampler
+from autospec.samplers.rowwise import rows_of
 from autospec.samplers.speculation import residual_law
 from autospec.samplers.token_speculative import first_rejection_weights
 
@@ -121,7 +122,7 @@ class ParallelGlauber(Glauber):
         x = check_start(self.start, num_samples, oracle.n, oracle.q, self.device)
         sites = self.sites(num_samples, oracle.n, rng)  # [N, T]
         for i in range(num_samples):  # samples advance by different amounts per round: one at a time
-            x[i] = self._simulate(oracle, x[i], sites[i], i, rng)
+            x[i] = self._simulate(oracle, x[i], sites[i], i, rows_of(rng, i))
         return x
 
     def _window(self, sites: torch.Tensor, t: int, width: int) -> torch.Tensor:
@@ -145,7 +146,7 @@ class ParallelGlauber(Glauber):
         draft = self._conditionals(oracle, x.unsqueeze(0), self._window(sites, 0, L).unsqueeze(0), sample_id)[0]  # [L, q]
         while t < T:
             k = min(L, T - t - 1)  # drafted updates this round; the (k+1)-th comes from the target
-            tokens = rng.categorical(draft[:k]).to(self.device) if k else torch.zeros(0, dtype=torch.long)
+            tokens = rng.categorical(draft[:k].unsqueeze(0))[0].to(self.device) if k else torch.zeros(0, dtype=torch.long)
             prefixes = x.unsqueeze(0).repeat(k + 1, 1)  # z_0..z_k
             for j in range(k):
                 prefixes[j + 1:, sites[t + j]] = tokens[j]

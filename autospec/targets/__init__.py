@@ -9,8 +9,9 @@ from autospec.targets.ising import IsingTarget
 from autospec.targets.markov_chain import MarkovChainTarget
 from autospec.targets.mixture import GaussianMixtureTarget, ProductMixtureTarget
 from autospec.targets.perturbed import MixtureOracle, TemperedOracle
+from autospec.targets.projection_dpp import ProjectionDPPOracle, SpectralDPPTarget
 from autospec.targets.statistics import ExactStatistic
 from autospec.targets.tabular import TabularOracle, TabularTarget
 from autospec.targets.xor import XorTarget
 
-__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle", "MarkovChainTarget", "HMMTarget", "CurieWeissTarget", "DPPTarget", "XorTarget", "IsingTarget", "GaussianTarget", "GaussianMixtureTarget", "ProductMixtureTarget", "PointMassTarget", "TemperedOracle", "MixtureOracle"]
+__all__ = ["ExactStatistic", "TabularTarget", "TabularOracle", "MarkovChainTarget", "HMMTarget", "CurieWeissTarget", "DPPTarget", "XorTarget", "IsingTarget", "GaussianTarget", "GaussianMixtureTarget", "ProductMixtureTarget", "PointMassTarget", "TemperedOracle", "MixtureOracle", "ProjectionDPPOracle", "SpectralDPPTarget"]
