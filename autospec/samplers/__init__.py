@@ -8,11 +8,13 @@ from autospec.samplers.diffusion_base import DiffusionSampler
 from autospec.samplers.diffusion_sequential import DiffusionSequential
 from autospec.samplers.draft_speculative import DraftSpeculative
 from autospec.samplers.glauber import Glauber, ParallelGlauber
+from autospec.samplers.langevin import ParallelLangevin
 from autospec.samplers.parallel_dpp import ParallelDPP
 from autospec.samplers.picard import Picard
 from autospec.samplers.sequence_speculative import SequenceSpeculative
 from autospec.samplers.sequence_speculative_diffusion import SequenceSpeculativeDiffusion
 from autospec.samplers.sequential import Sequential
+from autospec.samplers.sparsification import DomainSparsification
 from autospec.samplers.speculation import SpeculativeSampler
 from autospec.samplers.token_speculative import TokenSpeculative
 
@@ -41,4 +43,6 @@ __all__ = [
     "ParallelDPP",
     "Glauber",
     "ParallelGlauber",
+    "DomainSparsification",
+    "ParallelLangevin",
 ]

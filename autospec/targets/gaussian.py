@@ -82,6 +82,11 @@ class GaussianTarget:
     def denoiser(self) -> FunctionDenoiser:
         return FunctionDenoiser(self.posterior_mean, self.dim, name=self.name)
 
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """grad log density at x [B, d] -> [B, d]: -cov^{-1} (x - mean), in the eigenbasis."""
+        centred = (x.to(torch.float64) - self.mean) @ self._u
+        return -(centred / self._lam) @ self._u.T
+
     def sample(self, num_samples: int, rng) -> torch.Tensor:
         chol = torch.linalg.cholesky(self.cov)
         return self.mean + rng.normal((num_samples, self.dim)).to(self.device) @ chol.T

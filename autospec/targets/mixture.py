@@ -85,6 +85,14 @@ class GaussianMixtureTarget:
     def denoiser(self) -> FunctionDenoiser:
         return FunctionDenoiser(self.posterior_mean, self.dim, name=self.name)
 
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """grad log density at x [B, d] -> [B, d]: sum_j r_j(x) (-covs_j^{-1} (x - means_j)), r_j the responsibilities."""
+        centred = torch.einsum("bjd,jdk->bjk", x.to(torch.float64).unsqueeze(1) - self.means, self._u)  # eigenbasis [B, J, d]
+        log_density = (self._log_w - 0.5 * (centred**2 / self._lam).sum(-1) - 0.5 * torch.log(self._lam).sum(-1))
+        responsibilities = torch.softmax(log_density, dim=-1)  # [B, J]
+        scores = -torch.einsum("bjk,jdk->bjd", centred / self._lam, self._u)
+        return (responsibilities.unsqueeze(-1) * scores).sum(1)
+
     def sample(self, num_samples: int, rng) -> torch.Tensor:
         comp = rng.categorical(self.weights.expand(num_samples, -1))
         chol = torch.linalg.cholesky(self.covs)[comp]
@@ -146,6 +154,14 @@ class ProductMixtureTarget:
 
     def denoiser(self) -> FunctionDenoiser:
         return FunctionDenoiser(self.posterior_mean, self.dim, name=self.name)
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """grad log density at x [B, d] -> [B, d], coordinate-wise (needs every variance > 0)."""
+        if bool((self.variances <= 0).any()):
+            raise ValueError("score needs every variance > 0: a mixture with atoms has no density")
+        x = x.to(torch.float64).unsqueeze(-1)  # [B, d, 1]
+        log_density = self._log_w - 0.5 * (x - self.means) ** 2 / self.variances - 0.5 * torch.log(self.variances)
+        return (torch.softmax(log_density, dim=-1) * -(x - self.means) / self.variances).sum(-1)
 
     def coordinate(self, i: int) -> "ProductMixtureTarget":
         return ProductMixtureTarget(self.weights[i: i + 1], self.means[i: i + 1], self.variances[i: i + 1])
