@@ -9,6 +9,7 @@ from autospec.samplers.base import Sampler
 from autospec.targets import TabularTarget
 from verification import exact_law
 from verification.differential import (
+    BatchDependentControl,
     BatchRow,
     check_batch_independence,
     check_batch_invariance,
@@ -36,15 +37,7 @@ class LeftToRight(Sampler):
         return x
 
 
-class SkewedWhenBatched(LeftToRight):
-    """Row 1 and later draw from a flattened law once the batch has two or more samples."""
-
-    name = "skewed-when-batched"
-
-    def laws(self, law, num_samples):
-        flat = 0.5 * law + 0.5 * (law > 0).double() / (law > 0).sum(-1, keepdim=True)
-        late = (torch.arange(num_samples) >= 1).unsqueeze(1)
-        return torch.where(late, flat, law)
+SkewedWhenBatched = BatchDependentControl
 
 
 class SharedDraws(Sampler):

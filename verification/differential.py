@@ -39,6 +39,7 @@ from verification.running import output_values, sampler_name
 __all__ = [
     "BatchRow", "BatchJoint", "ProductTarget", "DifferentialResult", "check_batch_invariance",
     "check_batch_independence", "check_dtype_invariance", "check_device_invariance", "EXACT_TOLERANCE",
+    "BatchDependentControl", "register_audit",
 ]
 
 EXACT_TOLERANCE = 1e-9  # an exact-law TV above this is a real difference, not float64 rounding
@@ -309,3 +310,83 @@ def check_device_invariance(make: Callable[[str], Any], target, devices=("cpu", 
     for row, law in zip(rows, laws):
         row["tv_to_" + devices[0]] = _tv(law, laws[0])
     return DifferentialResult("device invariance", name, "pass" if worst <= tolerance else "fail", worst, "exact", rows)
+
+
+# ---------------------------------------------------------------- a negative control and the audit stage
+
+class BatchDependentControl:
+    """Deliberately wrong (a negative control): left-to-right sampling in which every row after the first draws from
+    a law flattened halfway to uniform on its support whenever the batch holds two or more samples.  Exact at one
+    sample per run, so only a batch check can see it."""
+
+    exact = False
+    name = "batch-dependent control"
+
+    def sample(self, oracle, num_samples: int, rng):
+        x = torch.full((num_samples, oracle.n), -1, dtype=torch.long)
+        late = (torch.arange(num_samples) >= 1).unsqueeze(1)
+        for i in range(oracle.n):
+            law = oracle.marginals(x)[:, i]
+            support = (law > 0).to(torch.float64)
+            flat = 0.5 * law + 0.5 * support / support.sum(-1, keepdim=True)
+            x[:, i] = rng.categorical(torch.where(late, flat, law))
+        return x
+
+
+def _audit_target():
+    from autospec.targets import TabularTarget
+
+    return TabularTarget.random(n=2, q=2, seed=3, zero_fraction=0.25, name="tab-n2q2-zeros")
+
+
+def _audit_samplers(quick: bool) -> dict[str, Callable[[], Any]]:
+    from autospec.samplers import DraftSpeculative, SequenceSpeculative, Sequential, TokenSpeculative
+    from autospec.targets import TabularTarget
+
+    draft = TabularTarget.random(n=2, q=2, seed=4, name="draft")
+    makers = {"Sequential": Sequential, "TokenSpeculative(2)": lambda: TokenSpeculative(2),
+              "SequenceSpeculative(2)": lambda: SequenceSpeculative(2),
+              "DraftSpeculative(token, 1)": lambda: DraftSpeculative(draft, 1, "token")}
+    if not quick:
+        makers.update({"DraftSpeculative(block, 2)": lambda: DraftSpeculative(draft, 2, "block"),
+                       "DraftSpeculative(multi, 1)": lambda: DraftSpeculative(draft, 1, "multi")})
+    makers["batch-dependent control"] = BatchDependentControl
+    return makers
+
+
+def plan_differential(config) -> list[dict]:
+    quick = config.mode == "quick"
+    cells = [{"id": f"differential/{name}/batch", "stage": "differential", "sampler": name, "sampler_ref": name,
+              "claims_exact": name != "batch-dependent control", "mutant": False, "target": "tab-n2q2-zeros",
+              "check": "exact batch invariance + independence" + (" (B = 2)" if quick else " (B = 2, 3)"),
+              "params": {"kind": "batch", "name": name, "quick": quick}}
+             for name in _audit_samplers(quick)]
+    cells.append({"id": "differential/Sequential/device", "stage": "differential", "sampler": "Sequential",
+                  "sampler_ref": "Sequential", "claims_exact": True, "mutant": False, "target": "tab-n2q2-zeros",
+                  "check": "exact device invariance (cpu vs cuda)", "params": {"kind": "device", "name": "Sequential"}})
+    return cells
+
+
+def run_differential(spec: dict, seed: int) -> dict:
+    params = spec["params"]
+    target = _audit_target()
+    if params["kind"] == "device":
+        from autospec.samplers import Sequential
+
+        result = check_device_invariance(lambda device: Sequential(device=device), target)
+        verdict = {"pass": "pass", "fail": "fail"}.get(result.status, "skip")
+        return {"verdict": verdict, "evidence": {"summary": result.summary(), "rows": result.rows, "reason": result.reason}}
+    make = _audit_samplers(params["quick"])[params["name"]]
+    invariance = check_batch_invariance(make, target, batch_sizes=(2,) if params["quick"] else (2, 3))
+    independence = check_batch_independence(make, target, batch_size=2)
+    rejected = invariance.status == "fail" or independence.status == "fail"
+    control = params["name"] == "batch-dependent control"
+    verdict = ("flagged" if rejected else "undetected") if control else ("fail" if rejected else "pass")
+    return {"verdict": verdict, "evidence": {
+        "negative_control": control, "summary": [invariance.summary(), independence.summary()],
+        "invariance_rows": invariance.rows, "independence_rows": independence.rows}}
+
+
+def register_audit(registry) -> None:
+    registry.register_stage(registry.Stage("differential", plan_differential, run_differential,
+                                           "Differential checks (batch, device)", order=66))

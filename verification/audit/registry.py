@@ -67,6 +67,8 @@ PLUGIN_MODULES = [
     "verification.diffusion_check",
     "verification.audit.controls",
     "verification.audit.third_party",
+    "verification.wild.audit",
+    "verification.differential",
     "autospec.samplers",
 ]
 

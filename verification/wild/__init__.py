@@ -75,7 +75,8 @@ def _entries() -> list[WildEntry]:
     add("deepspec-bf16-draft-sampling", "deepseek-ai/DeepSpec#31 (fix: #30)", bugs.Bf16DraftSampling, 2,
         {"gamma": 2, "temperature": T, "logit_offset": 30.0, "dtype": torch.float32}, 1,
         {"temperature": T, "dtype": torch.float32, "logit_offset": 30.0},
-        note="a rounding effect: visible to exact_law only at the default budget")
+        note="a rounding effect (logits near 30 in bf16 are rounded to multiples of 1/8): far below what a sample test "
+             "sees at the default budget; exact_law proves it")
     add("transformers-raw-logits-as-q", "huggingface/transformers#47932 (fix: #47961)", bugs.RawDraftLogitsAsQ, 2,
         {"gamma": 2, "top_k": 2}, 1, {"top_k": 2})
     add("eagle-target-only-verification", "SafeAILab/EAGLE#329", bugs.TargetOnlyVerification, 2,
