@@ -125,6 +125,10 @@ class ParallelGlauber(Glauber):
             x[i] = self._simulate(oracle, x[i], sites[i], i, rows_of(rng, i))
         return x
 
+    def residual(self, target: torch.Tensor, draft: torch.Tensor) -> torch.Tensor:
+        """Law [q] of a rejected update: (P - D)+ (unnormalised)."""
+        return residual_law(target.unsqueeze(0), draft.unsqueeze(0))[0]
+
     def _window(self, sites: torch.Tensor, t: int, width: int) -> torch.Tensor:
         """Sites of updates t+1..t+width (0-based: sites[t..t+width-1]), padded with site 0 past T."""
         window = sites[t : t + width]
@@ -159,7 +163,7 @@ class ParallelGlauber(Glauber):
                 tau = int(rng.categorical(first_rejection_weights(accept, torch.tensor([k])))[0])
             else:
                 tau = 0
-            law = residual_law(target[tau].unsqueeze(0), draft[tau].unsqueeze(0))[0] if tau < k else target[tau]
+            law = self.residual(target[tau], draft[tau]) if tau < k else target[tau]
             value = int(rng.categorical(law.unsqueeze(0))[0])
             x = prefixes[tau].clone()
             x[sites[t + tau]] = value

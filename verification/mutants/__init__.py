@@ -28,8 +28,8 @@ _CATALOGUE: dict[str, Mutant] = {}
 def register(mutant: Mutant) -> Mutant:
     if mutant.name in _CATALOGUE:
         raise ValueError(f"a mutant named {mutant.name!r} is already registered")
-    if mutant.setting not in ("discrete", "diffusion"):
-        raise ValueError(f"mutant setting must be 'discrete' or 'diffusion', got {mutant.setting!r}")
+    if mutant.setting not in ("discrete", "diffusion", "chain"):
+        raise ValueError(f"mutant setting must be 'discrete', 'diffusion' or 'chain', got {mutant.setting!r}")
     _CATALOGUE[mutant.name] = mutant
     return mutant
 
@@ -38,7 +38,7 @@ def catalogue(setting: str | None = None) -> list[Mutant]:
     """Every registered mutant (importing the modules that define them)."""
     import importlib
 
-    for module in ("discrete", "diffusion"):
+    for module in ("discrete", "diffusion", "chains"):
         try:
             importlib.import_module(f"verification.mutants.{module}")
         except ModuleNotFoundError as error:
