@@ -157,6 +157,9 @@ SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Cal
     "audit": ("run every sampler against every target and check; write results.json and index.html",
               _audit_arguments, _run_audit),
     "depth": ("depth-scaling experiments (rounds and queries versus n)", _depth_arguments, _run_depth),
+    "chains": ("depth of ParallelDPP (vs k), parallel Glauber (vs T) and Langevin (vs d); exact Langevin KL table",
+               lambda p: importlib.import_module("verification.chain_depth").add_arguments(p),
+               lambda a: importlib.import_module("verification.chain_depth").run_from_args(a)),
 }
 
 

@@ -65,6 +65,7 @@ PLUGIN_MODULES = [
     "verification.depth",
     "verification.two_sample",
     "verification.diffusion_check",
+    "verification.chain_depth",
     "verification.audit.controls",
     "verification.audit.third_party",
     "verification.wild.audit",
