@@ -5,12 +5,21 @@ converged point Y_s, a window of ``window`` steps s..e-1 is iterated:
 
     Y_{j+1} <- Y_s + sum_{i=s}^{j} (h_i m(Y_i, t_i) + sqrt(h_i) xi_i),   j = s..e-1,
 
-with all m(Y_i, t_i) of the window evaluated in one round.  Y_{s+1} is exact
-after every sweep; the window slides past the leading steps whose change was
-at most ``tol`` (max-norm), at least one step per round.  Points beyond the
-window are guessed by continuing the last window point with its drift frozen.
-With tol -> 0 the output agrees pathwise with the sequential chain on the same
-noise (up to rounding).  The final round evaluates m(Y_K, t_K).
+with all m(Y_i, t_i) of the window evaluated in one round.
+
+Stopping rule (ParaDiGMS, Shih et al. 2023, Algorithm 1, as in diffusers'
+``StableDiffusionParadigmsPipeline``): the error of the new point Y_{j+1} is
+its squared change per dimension scaled by the noise variance of the step
+that leaves it, |Y_{j+1}^new - Y_{j+1}^old|^2 / (d h_{j+1}) (the final point,
+whose step has no noise, always counts as a violation); with i the window
+position of the first error above tol^2 (W if none), the window slides by
+min(1 + i, W).  Sliding past the violating point itself is right: its new
+value was computed from converged predecessors.  Tolerances are therefore
+relative to the noise each step adds, comparable across grids.
+Points beyond the window are guessed by continuing the last window point with
+its drift frozen.  With tol -> 0 the output agrees pathwise with the
+sequential chain on the same noise (up to rounding).  The final round
+evaluates m(Y_K, t_K).
 """
 
 from __future__ import annotations
@@ -84,11 +93,15 @@ class Picard(DiffusionSampler):
             moves = hh.unsqueeze(-1) * drift + hh.sqrt().unsqueeze(-1) * xi
             new = pts[:, :1] + moves.cumsum(1)  # values at indices idx + 1
             old = traj[a.unsqueeze(1), (idx + 1).clamp(max=K)]
-            change = (new - old).abs().amax(-1)
-            ok = (change <= self.tol) | ~valid
-            ok[:, 0] = True  # Y_{s+1} is exact after the sweep
-            leading = torch.cumprod(ok.to(torch.long), dim=1).sum(1)
-            advance = torch.minimum(leading, valid.sum(1))
+            # ParaDiGMS: squared change per dimension over the noise variance of the step leaving the point
+            point = idx + 1  # grid index of each new point
+            variance = torch.where(point < K, incr[point.clamp(max=K - 1)], torch.zeros((), dtype=torch.float64))
+            squared = (new - old).pow(2).sum(-1) / d
+            error = torch.where(variance > 0, squared / torch.where(variance > 0, variance, torch.ones_like(variance)),
+                                torch.where(squared > 0, torch.full_like(squared, float("inf")), squared))
+            violation = (error > self.tol**2) & valid
+            first = torch.where(violation.any(1), violation.to(torch.long).argmax(1), torch.full_like(s, W))
+            advance = torch.minimum(torch.minimum(1 + first, torch.full_like(s, W)), K - s)
             # write the sweep
             r, c = torch.nonzero(valid, as_tuple=True)
             traj[a[r], idx[r, c] + 1] = new[r, c]
