@@ -284,10 +284,19 @@ def run_chains_cell(spec: dict, seed: int) -> dict:
     return {"verdict": "pass" if ok else "fail", "evidence": evidence}
 
 
+HOW_TO_READ = ("Markov chains and approximate samplers: pass means the claim is proved on a small instance by "
+               "enumeration (ParallelDPP's law; mu K = mu for Glauber and sparsification; parallel Glauber's T-step law "
+               "equals the sequential chain's) or, for Langevin, that samples match the exact Gaussian chain law; "
+               "every chain mutant must be caught.")
+
+
 def register_audit(registry) -> None:
-    registry.register_stage(registry.Stage("chains", plan_chains, run_chains_cell,
-                                           "Markov chains and approximate samplers (ParallelDPP, Glauber, sparsification, Langevin)",
-                                           order=70))
+    title = "Markov chains and approximate samplers (ParallelDPP, Glauber, sparsification, Langevin)"
+    try:
+        stage = registry.Stage("chains", plan_chains, run_chains_cell, title, order=70, how_to_read=HOW_TO_READ)
+    except TypeError:  # a registry without how_to_read
+        stage = registry.Stage("chains", plan_chains, run_chains_cell, title, order=70)
+    registry.register_stage(stage)
 
 
 if __name__ == "__main__":  # pragma: no cover
