@@ -6,6 +6,10 @@ routine has changed.  ``run_peer_audits()`` returns JSON-able audit cells.
 
 * ``transformers_speculative``: transformers' ``_speculative_sampling``
   (assisted generation), exact output law by intercepting its random calls.
+* ``transformers_generate``: ``generate(do_sample=True, assistant_model=...)``
+  end to end with two tiny random Llamas, its random calls intercepted; its
+  exact law against plain sampling's, per logits processor and candidate
+  generator.
 * ``diffusers_ddpm``: diffusers' DDPMScheduler against the exact VP-DDPM chain
   law of a Gaussian target; DDPMParallelScheduler (ParaDiGMS) measured like a
   Picard sampler.
@@ -69,6 +73,9 @@ def transformers_cells(quick: bool = True) -> list[dict]:
         "verdict": "pass (flagged)" if tv > 1e-3 else "fail (not flagged)",
         "evidence": {"transformers": version, "tv": tv},
     })
+    from verification.peers.transformers_generate import generate_cells
+
+    cells += generate_cells(quick)
     p_bad, p_exact = hf.zero_probability_repro()
     cells.append({
         "sampler": name, "target": "n=1, P=[1,0], draft D=[1/2,1/2], float32",
