@@ -369,8 +369,8 @@ def certify_exact(sampler, target, false_fail_rate: float = 1e-6, false_pass_rat
     """
     ff, fp = _rate("false_fail_rate", false_fail_rate), _rate("false_pass_rate", false_pass_rate)
     table = _joint(target)
-    members = [("joint law", table)] if table is not None else [
-        (f"law of {s.name}", s.probs.numpy()) for s in _statistics(target, statistics)]
+    stats_ = [] if table is not None else _statistics(target, statistics)
+    members = [("joint law", table)] if table is not None else [(f"law of {s.name}", s.probs.numpy()) for s in stats_]
     j = len(members)
     if num_samples is None:
         num_samples = max(min_num_samples(tv, ff, fp, probs=p, num_tests=j) for _, p in members)
@@ -380,7 +380,7 @@ def certify_exact(sampler, target, false_fail_rate: float = 1e-6, false_pass_rat
     if table is not None:
         observed = [_counts(out.values, target.q)]
     else:
-        observed = [s.counts(out.values).numpy() for s in _statistics(target, statistics)]
+        observed = [s.counts(out.values).numpy() for s in stats_]
     for (name, probs), counts in zip(members, observed):
         threshold, bound = table_threshold(m, ff / j, probs=probs)
         stat = float(tv_to_table(counts, probs))
