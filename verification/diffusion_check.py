@@ -15,11 +15,15 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from autospec.diffusion.chain_law import GaussianChainLaw
+from autospec.diffusion.denoiser import CountingDenoiser
 from autospec.randomness import Randomness
+from autospec.samplers.base import SampleResult
+from autospec.samplers.diffusion_base import DiffusionSampler
 from autospec.samplers.diffusion_sequential import DiffusionSequential
+from verification.running import check_sampler_object, output_values, sampler_name
 from verification.two_sample import gaussian_moment_tests, min_detectable_ks, pit_tests, sliced_ks_test
 
-__all__ = ["DiffusionCheckResult", "check_exact_diffusion", "assert_diffusion_exact"]
+__all__ = ["DiffusionCheckResult", "check_exact_diffusion", "assert_diffusion_exact", "run_diffusion_sampler"]
 
 _REFERENCE_SEED_OFFSET = 1_000_003
 
@@ -52,21 +56,42 @@ class DiffusionCheckResult:
         )
 
 
+def run_diffusion_sampler(sampler, denoiser, num_samples: int, rng: Randomness) -> SampleResult:
+    """Run a diffusion sampler; a user's sampler gets a counting denoiser, so its rounds are measured too.
+
+    The output may be the values tensor [num_samples, d] or a result with ``.values`` (the discrete path's
+    ``output_values``); rounds and queries of a user's sampler are the harness's count, not its own report.
+    """
+    check_sampler_object(sampler)
+    if isinstance(sampler, DiffusionSampler):  # counts through its own CountingDenoiser
+        out = sampler.sample(denoiser, num_samples, rng)
+        values, rounds, queries = out.values, out.rounds, out.queries
+    else:
+        counted = CountingDenoiser(denoiser, num_samples)
+        values = output_values(sampler.sample(counted, num_samples, rng))
+        rounds, queries = counted.rounds.clone(), counted.queries.clone()
+    dim = denoiser.dim
+    if not isinstance(values, torch.Tensor) or tuple(values.shape) != (num_samples, dim):
+        shape = list(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
+        raise ValueError(f"sampler {sampler_name(sampler)} returned values {shape}, expected a tensor [{num_samples}, {dim}] "
+                         "(or a result whose .values is one)")
+    if not values.is_floating_point():
+        raise ValueError(f"sampler {sampler_name(sampler)} returned values of dtype {values.dtype}; expected floating point")
+    return SampleResult(values.to(torch.float64), rounds, queries)
+
+
 def check_exact_diffusion(sampler, target, num_samples: int | None = None, alpha: float = 1e-3, seed: int = 0,
                           num_projections: int = 16) -> DiffusionCheckResult:
     if not (0 < alpha < 1):
         raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    check_sampler_object(sampler)
     times = getattr(sampler, "times", None)
     if times is None:
         raise TypeError(f"sampler {sampler!r} has no attribute 'times' (its time grid); check_exact_diffusion needs it")
     law = target.chain_law(times) if hasattr(target, "chain_law") else None
     n = num_samples if num_samples is not None else (20_000 if law is not None else 10_000)
-    out = sampler.sample(target.denoiser(), n, Randomness(seed))
-    values = getattr(out, "values", out)
-    if not isinstance(values, torch.Tensor) or values.shape != (n, target.dim):
-        raise ValueError(f"sampler {sampler!r} returned values of shape {list(getattr(values, 'shape', []))}, expected [{n}, {target.dim}]")
-    rounds = getattr(out, "rounds", None)
-    queries = getattr(out, "queries", None)
+    out = run_diffusion_sampler(sampler, target.denoiser(), n, Randomness(seed))
+    values, rounds, queries = out.values, out.rounds, out.queries
     details: dict = {}
     if isinstance(law, GaussianChainLaw):
         result = gaussian_moment_tests(values, law.mean, law.cov)
@@ -95,8 +120,8 @@ def check_exact_diffusion(sampler, target, num_samples: int | None = None, alpha
         passed=bool(result.p_value > alpha),
         num_samples=n,
         min_detectable_ks=min_detectable_ks(n, alpha, num_tests),
-        mean_rounds=float(rounds.double().mean()) if rounds is not None and n else float("nan"),
-        mean_queries=float(queries.double().mean()) if queries is not None and n else float("nan"),
+        mean_rounds=float(rounds.double().mean()) if n else float("nan"),
+        mean_queries=float(queries.double().mean()) if n else float("nan"),
         details=details,
     )
 
