@@ -352,7 +352,7 @@ def format_table(results: dict) -> str:
     records = results["records"]
     if records:
         top = max(r["n"] for r in records)
-        lines += ["", f"At n = {top}: mean rounds (95% CI) and queries per sample",
+        lines += ["", f"At n = {top}: mean rounds (95% CI) and queries per sample (one query = one row of conditionals [n, q]: n * q counting queries)",
                   f"{'family':12s} {'sampler':10s} {'policy':10s} {'rounds':>10s} {'95% CI':>20s} {'queries':>11s} {'s/round':>9s}"]
         for r in records:
             if r["n"] == top:
