@@ -205,8 +205,14 @@ def run_from_args(args) -> int:
 
 # ---------------------------------------------------------------- audit stage
 
-_CELLS = ["parallel-dpp-exact", "glauber-stationarity", "parallel-glauber-law", "sparsification-stationarity",
-          "langevin-chain-law"]
+# check -> (sampler, instance)
+_CELLS = {
+    "parallel-dpp-exact": ("ParallelDPP", "projection DPP n=5 k=2; L-ensemble n=5 r=2"),
+    "glauber-stationarity": ("Glauber", "tabular n=3 q=3; Ising SK n=4; Curie-Weiss n=5"),
+    "parallel-glauber-law": ("ParallelGlauber", "tabular n=3 q=2, T=3"),
+    "sparsification-stationarity": ("DomainSparsification", "projection DPP n=5 k=2, t=3"),
+    "langevin-chain-law": ("ParallelLangevin", "Gaussian d=3"),
+}
 _QUICK_MUTANTS = ["glauber-unconditional-redraw", "dpp-unconditioned-acceptance", "langevin-overdamped-noise-scale",
                   "langevin-underdamped-noise-scale"]
 
@@ -214,14 +220,15 @@ _QUICK_MUTANTS = ["glauber-unconditional-redraw", "dpp-unconditioned-acceptance"
 def plan_chains(config) -> list[dict]:
     from verification.mutants import catalogue
 
-    cells = [{"id": f"chains/{name}", "stage": "chains", "sampler": name.split("-")[0], "sampler_ref": name,
-              "claims_exact": True, "mutant": False, "target": "small", "check": name, "params": {}} for name in _CELLS]
+    cells = [{"id": f"chains/{name}", "stage": "chains", "sampler": sampler, "sampler_ref": name,
+              "claims_exact": True, "mutant": False, "target": instance, "check": name, "params": {}}
+             for name, (sampler, instance) in _CELLS.items()]
     quick = getattr(config, "mode", "quick") == "quick"
     for mutant in catalogue("chain"):
         if quick and mutant.name not in _QUICK_MUTANTS:
             continue
         cells.append({"id": f"chains/mutant:{mutant.name}", "stage": "chains", "sampler": f"mutant:{mutant.name}",
-                      "sampler_ref": f"mutant:{mutant.name}", "claims_exact": False, "mutant": True, "target": "small",
+                      "sampler_ref": f"mutant:{mutant.name}", "claims_exact": False, "mutant": True, "target": "its family's instance",
                       "check": "chain-mutant", "params": {"mutant": mutant.name, "description": " ".join(mutant.description.split())}})
     return cells
 

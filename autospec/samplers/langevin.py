@@ -81,7 +81,7 @@ class ParallelLangevin:
         self.kind = kind
         self.friction = _positive(friction, "friction")
         self.start = start
-        self.noise_scale = noise_scale  # 1 for the chain above; anything else only in a mutant
+        self.noise_scale = _positive(noise_scale, "noise_scale")  # 1 for the chain above; anything else only in a mutant
         self.name = f"ParallelLangevin({kind}, h={step:g}, M={window}, P={self.picard}, epochs={epochs})"
 
     # ---------------------------------------------------------------- the chain's pieces
