@@ -40,11 +40,11 @@ def test_best_fixed_is_unbiased_where_the_same_runs_minimum_is_biased_low():
     # the minimum over the same runs' means sits about 1.4 standard errors below it.
     rng = np.random.default_rng(0)
     honest, same_runs = [], []
-    for _ in range(400):
+    for _ in range(200):
         records = [_record(str(b), rng.normal(10.0, 2.0, size=8)) for b in range(8)]
         honest.append(_best(records)[0]["rounds_mean"])
         same_runs.append(min(r["rounds_mean"] for r in records))
-    standard_error = 2.0 / np.sqrt(4) / np.sqrt(400)  # of the mean over 400 reported half-means of 4 samples
+    standard_error = 2.0 / np.sqrt(4) / np.sqrt(200)  # of the mean over 200 reported half-means of 4 samples
     assert abs(np.mean(honest) - 10.0) < 4 * standard_error
     assert np.mean(same_runs) < 10.0 - 0.5  # the bias the old rule had, for scale
 
