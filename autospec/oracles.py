@@ -7,16 +7,24 @@ coordinate given the pinned ones (a pinned coordinate answers its one-hot).
 A pinning of probability zero is a normal event (a draft can be impossible):
 the oracle answers a finite placeholder and marks the row infeasible.
 
+Positions: ``marginals(partial, positions=P)`` with P a LongTensor [B, k]
+asks only for the laws of coordinates P[b, :] of row b and answers
+[B, k, q] (entry [b, j] is the law of coordinate P[b, j]).  A sampler that
+uses a few coordinates per row asks for those; the structured oracles answer
+in time proportional to what is asked.  Oracles that only implement the dense
+``marginals(partial)`` keep working: the counting wrapper slices their answer.
+
 Depth accounting: one call of the oracle is one parallel round.  The counting
 wrapper charges each sample one round for every call it takes part in and one
-query for every row it owns; sampler code reports nothing but which sample a
-row belongs to (``sample_ids``).
+query for every row it owns, whatever positions the row asks for (a query is
+a row of conditionals, as in the counting-oracle model; asking for fewer
+positions makes it cheaper to compute, not a smaller query); sampler code
+reports nothing but which sample a row belongs to (``sample_ids``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
@@ -28,7 +36,9 @@ __all__ = [
     "RoundCounter",
     "CountingOracle",
     "check_partial",
+    "check_positions",
     "placeholder_marginals",
+    "at_positions",
 ]
 
 
@@ -36,12 +46,30 @@ class OracleError(RuntimeError):
     """An oracle returned an answer that breaks the protocol."""
 
 
-@dataclass
 class OracleAnswer:
-    """marginals [B, n, q] float64; feasible [B] bool (False: the pinning has probability 0)."""
+    """marginals [B, n, q] (or [B, k, q] at asked positions) float64; feasible [B] bool (False: the
+    pinning has probability 0).
 
-    marginals: torch.Tensor
-    feasible: torch.Tensor
+    ``feasible`` may be given as a function computing it on first use: samplers never read it, and
+    for some families it costs more than the asked laws.
+    """
+
+    def __init__(self, marginals: torch.Tensor, feasible: torch.Tensor | Callable[[], torch.Tensor]):
+        self.marginals = marginals
+        self._feasible = feasible
+
+    @property
+    def feasible(self) -> torch.Tensor:
+        if callable(self._feasible):
+            self._feasible = self._feasible()
+        return self._feasible
+
+    @feasible.setter
+    def feasible(self, value: torch.Tensor) -> None:
+        self._feasible = value
+
+    def __repr__(self) -> str:
+        return f"OracleAnswer(marginals={list(self.marginals.shape)}, feasible={self.feasible.tolist()})"
 
 
 @runtime_checkable
@@ -52,6 +80,7 @@ class MarginalOracle(Protocol):
     q: int
 
     def marginals(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """partial [B, n] -> [B, n, q] (``positions`` [B, k] -> [B, k, q] where the oracle supports it)."""
         ...
 
 
@@ -63,12 +92,30 @@ def check_partial(partial: object, n: int, q: int, name: str = "partial") -> tor
         raise TypeError(f"{name} must be an integer tensor (-1 for free coordinates), got dtype {partial.dtype}")
     if partial.dim() != 2 or partial.shape[1] != n:
         raise ValueError(f"{name} must have shape [B, {n}], got {list(partial.shape)}")
-    if partial.numel() and bool(((partial < -1) | (partial >= q)).any()):
+    if partial.numel() and not -1 <= int((extremes := torch.aminmax(partial)).min) <= int(extremes.max) < q:
         raise ValueError(
             f"{name} values must be -1 (free) or in [0, {q - 1}], got values in "
             f"[{int(partial.min())}, {int(partial.max())}]"
         )
     return partial.to(torch.long)
+
+
+def check_positions(positions: object, batch: int, n: int) -> torch.Tensor:
+    """Validate the positions a query asks for: LongTensor [B, k] with values in 0..n-1."""
+    if not isinstance(positions, torch.Tensor):
+        raise TypeError(f"positions must be a torch.Tensor of shape [{batch}, k], got {type(positions).__name__}")
+    if positions.dtype.is_floating_point or positions.dtype == torch.bool or positions.is_complex():
+        raise TypeError(f"positions must be an integer tensor of coordinates, got dtype {positions.dtype}")
+    if positions.dim() != 2 or positions.shape[0] != batch:
+        raise ValueError(f"positions must have shape [{batch}, k] (one row per query row), got {list(positions.shape)}")
+    if positions.numel() and bool(((positions < 0) | (positions >= n)).any()):
+        raise ValueError(f"positions must lie in [0, {n - 1}], got values in [{int(positions.min())}, {int(positions.max())}]")
+    return positions.to(torch.long)
+
+
+def at_positions(marginals: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Dense answer [B, n, q] -> the laws at positions [B, k]: [B, k, q]."""
+    return marginals.gather(1, positions.unsqueeze(-1).expand(*positions.shape, marginals.shape[-1]))
 
 
 def placeholder_marginals(partial: torch.Tensor, q: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -86,7 +133,12 @@ def placeholder_marginals(partial: torch.Tensor, q: int, dtype: torch.dtype = to
 
 
 class ConditionalOracle:
-    """Base class for exact oracles: implement ``answer(partial) -> OracleAnswer``."""
+    """Base class for exact oracles: implement ``answer(partial) -> OracleAnswer``.
+
+    ``answer_at(partial, positions)`` answers only the asked positions
+    ([B, k, q]); by default it slices the dense answer, and oracles that can
+    do better override it.
+    """
 
     n: int
     q: int
@@ -95,11 +147,20 @@ class ConditionalOracle:
     def answer(self, partial: torch.Tensor) -> OracleAnswer:
         raise NotImplementedError
 
-    def query(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None) -> OracleAnswer:
-        return self.answer(check_partial(partial, self.n, self.q))
+    def answer_at(self, partial: torch.Tensor, positions: torch.Tensor) -> OracleAnswer:
+        dense = self.answer(partial)
+        return OracleAnswer(at_positions(dense.marginals, positions.to(dense.marginals.device)), dense.feasible)
 
-    def marginals(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None) -> torch.Tensor:
-        return self.query(partial, sample_ids).marginals
+    def query(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None,
+              positions: torch.Tensor | None = None) -> OracleAnswer:
+        partial = check_partial(partial, self.n, self.q)
+        if positions is None:
+            return self.answer(partial)
+        return self.answer_at(partial, check_positions(positions, partial.shape[0], self.n))
+
+    def marginals(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None,
+                  positions: torch.Tensor | None = None) -> torch.Tensor:
+        return self.query(partial, sample_ids, positions).marginals
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, n={self.n}, q={self.q})"
@@ -173,58 +234,84 @@ class CountingOracle(ConditionalOracle):
     def queries(self) -> torch.Tensor:
         return self.counter.queries
 
-    def query(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None) -> OracleAnswer:
+    def query(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None,
+              positions: torch.Tensor | None = None) -> OracleAnswer:
+        """One round.  positions [B, k] (optional): answer [B, k, q] for those coordinates only."""
         partial = check_partial(partial, self.n, self.q)
+        if positions is not None:
+            positions = check_positions(positions, partial.shape[0], self.n)
         self.counter.charge(partial.shape[0], sample_ids)
-        if isinstance(self.inner, ConditionalOracle):
-            answer = self.inner.query(partial)
-        else:
+        if isinstance(self.inner, ConditionalOracle) and type(self.inner).query is not ConditionalOracle.query:
+            answer = self.inner.query(partial, sample_ids, positions)  # e.g. a counting oracle inside: it counts too
+        elif isinstance(self.inner, ConditionalOracle):  # validated above: straight to the answer
+            answer = self.inner.answer(partial) if positions is None else self.inner.answer_at(partial, positions)
+        else:  # a dense-only oracle: answer every position, validate and keep the asked ones
             marginals = self.inner.marginals(partial)
             answer = OracleAnswer(marginals, torch.ones(partial.shape[0], dtype=torch.bool, device=partial.device))
-        answer.marginals = self._validated(answer.marginals, partial)
+            if positions is not None:
+                self._check_shape(marginals, (partial.shape[0], self.n, self.q))
+                answer.marginals = at_positions(marginals, positions.to(marginals.device))
+        answer.marginals = self._validated(answer.marginals, partial, positions)
         return answer
 
-    def _validated(self, marginals: object, partial: torch.Tensor) -> torch.Tensor:
+    def _check_shape(self, marginals: object, expected: tuple[int, ...]) -> None:
         who = f"oracle {self.name!r}"
-        expected = (partial.shape[0], self.n, self.q)
         if not isinstance(marginals, torch.Tensor):
             raise OracleError(f"{who} returned {type(marginals).__name__}, expected a tensor of shape {list(expected)}")
         if tuple(marginals.shape) != expected:
             raise OracleError(f"{who} returned shape {list(marginals.shape)}, expected {list(expected)} ([B, n, q])")
+
+    def _validated(self, marginals: object, partial: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """The answer, checked: finite, non-negative laws summing to 1, one-hot at pinned coordinates."""
+        who = f"oracle {self.name!r}"
+        if positions is None:
+            self._check_shape(marginals, (partial.shape[0], self.n, self.q))
+            pins = partial
+        else:
+            if not isinstance(marginals, torch.Tensor) or tuple(marginals.shape) != (*positions.shape, self.q):
+                shape = list(marginals.shape) if isinstance(marginals, torch.Tensor) else type(marginals).__name__
+                raise OracleError(f"{who} returned {shape} for positions {list(positions.shape)}, expected "
+                                  f"{[*positions.shape, self.q]} ([B, k, q])")
+            pins = partial.gather(1, positions.to(partial.device))
         if not marginals.is_floating_point():
             raise OracleError(f"{who} returned dtype {marginals.dtype}, expected floating probabilities")
         marginals = marginals.to(torch.float64)
         if marginals.numel() == 0:
             return marginals
+
+        def coordinate(row: int, j: int) -> int:
+            return j if positions is None else int(positions[row, j])
+
         finite = torch.isfinite(marginals).all(-1)
         if not bool(finite.all()):
             row, coord = torch.nonzero(~finite)[0].tolist()
+            coord = coordinate(row, coord)
             raise OracleError(
                 f"{who} returned a non-finite law for coordinate {coord} of query row {row} "
                 f"(pinning {partial[row].tolist()}); infeasible pinnings must get a finite placeholder"
             )
         if bool((marginals < -self.tolerance).any()):
-            row, coord, value = torch.nonzero(marginals < -self.tolerance)[0].tolist()
+            row, j, value = torch.nonzero(marginals < -self.tolerance)[0].tolist()
             raise OracleError(
-                f"{who} returned a negative probability {marginals[row, coord, value].item():.3g} "
-                f"at row {row}, coordinate {coord}, value {value}"
+                f"{who} returned a negative probability {marginals[row, j, value].item():.3g} "
+                f"at row {row}, coordinate {coordinate(row, j)}, value {value}"
             )
         sums = marginals.sum(-1)
         off = (sums - 1).abs() > self.tolerance
         if bool(off.any()):
-            row, coord = torch.nonzero(off)[0].tolist()
+            row, j = torch.nonzero(off)[0].tolist()
             raise OracleError(
-                f"{who} returned a law summing to {sums[row, coord].item():.12g} (expected 1 within "
-                f"{self.tolerance:g}) for coordinate {coord} of query row {row}"
+                f"{who} returned a law summing to {sums[row, j].item():.12g} (expected 1 within "
+                f"{self.tolerance:g}) for coordinate {coordinate(row, j)} of query row {row}"
             )
-        pinned = partial >= 0
+        pinned = pins >= 0
         if bool(pinned.any()):
-            mass_on_pin = marginals.gather(-1, partial.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            mass_on_pin = marginals.gather(-1, pins.clamp(min=0).unsqueeze(-1)).squeeze(-1)
             wrong = pinned & (mass_on_pin < 1 - self.tolerance)
             if bool(wrong.any()):
-                row, coord = torch.nonzero(wrong)[0].tolist()
+                row, j = torch.nonzero(wrong)[0].tolist()
                 raise OracleError(
-                    f"{who} gave pinned coordinate {coord} (value {int(partial[row, coord])}) of query row "
-                    f"{row} mass {mass_on_pin[row, coord].item():.6g} on its pinned value, expected 1"
+                    f"{who} gave pinned coordinate {coordinate(row, j)} (value {int(pins[row, j])}) of query row "
+                    f"{row} mass {mass_on_pin[row, j].item():.6g} on its pinned value, expected 1"
                 )
         return marginals.clamp(min=0.0)

@@ -85,3 +85,34 @@ def test_zero_probability_pinnings_are_answered_and_marked():
     assert torch.isfinite(answer.marginals).all()
     assert torch.allclose(answer.marginals[0].sum(-1), torch.ones(3, dtype=torch.float64))
     assert answer.marginals[1, 2].tolist() == [1.0, 0.0]
+
+
+def test_positions_with_a_dense_only_oracle_and_the_same_counts():
+    target = TabularTarget.random(4, 3, seed=2, zero_fraction=0.2)
+
+    class DenseOnly:  # a user's oracle: the dense contract only
+        n, q, name = 4, 3, "dense-only"
+
+        def marginals(self, partial, sample_ids=None):
+            return target.oracle().marginals(partial)
+
+    partial = torch.tensor([[-1, 0, -1, -1], [2, -1, -1, 1], [-1, -1, -1, -1]])
+    positions = torch.tensor([[0, 2], [1, 1], [3, 0]])
+    dense = CountingOracle(DenseOnly(), 3)
+    sliced = CountingOracle(DenseOnly(), 3)
+    full = dense.marginals(partial, sample_ids=torch.tensor([0, 1, 1]))
+    asked = sliced.marginals(partial, sample_ids=torch.tensor([0, 1, 1]), positions=positions)
+    assert torch.equal(asked, full.gather(1, positions.unsqueeze(-1).expand(-1, -1, 3)))
+    # a query is a row, whatever positions it asks for
+    assert torch.equal(dense.rounds, sliced.rounds) and torch.equal(dense.queries, sliced.queries)
+    assert sliced.queries.tolist() == [1, 2, 0]
+
+
+@pytest.mark.parametrize("positions, error, message", [
+    (torch.tensor([[0, 4]]), ValueError, r"\[0, 3\]"),
+    (torch.tensor([0, 1]), ValueError, r"shape \[1, k\]"),
+    (torch.tensor([[0.0]]), TypeError, "integer"),
+])
+def test_bad_positions(positions, error, message):
+    with pytest.raises(error, match=message):
+        CountingOracle(TabularTarget.random(4, 2, seed=0).oracle(), 1).marginals(torch.full((1, 4), -1), positions=positions)

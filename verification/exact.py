@@ -46,7 +46,7 @@ from verification.running import GlobalGenerators, SamplerContractError, check_s
 
 __all__ = ["ExactLaw", "exact_law", "SamplerContractError"]
 
-DEFAULT_BATCH = 2048
+DEFAULT_BATCH = 8192
 
 
 @dataclass

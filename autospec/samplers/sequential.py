@@ -24,8 +24,7 @@ class Sequential(Sampler):
         x = torch.full((num_samples, n), -1, dtype=torch.long, device=self.device)
         everyone = torch.arange(num_samples, device=self.device)
         for t in range(n):
-            marginals = oracle.marginals(x, sample_ids=everyone)  # [N, n, q]
             position = order[:, t]
-            law = marginals[everyone, position]  # [N, q]
+            law = oracle.marginals(x, sample_ids=everyone, positions=position.unsqueeze(1))[:, 0]  # [N, q]
             x[everyone, position] = rng.categorical(law).to(self.device)
         return x

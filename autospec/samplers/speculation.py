@@ -82,15 +82,17 @@ class SpeculativeSampler(Sampler):
         raise NotImplementedError
 
     def draft_laws(self, base: torch.Tensor, positions: torch.Tensor, active: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Draft law of each drafted position: [A, K, q] from the base marginals [A, n, q]."""
-        return base.gather(1, positions.unsqueeze(-1).expand(*positions.shape, base.shape[-1]))
+        """Draft law of each drafted position, [A, K, q]: by default the target conditionals the last
+        round returned for those positions (base [A, >= K, q], aligned with positions [A, K])."""
+        return base[:, : positions.shape[1]]
 
     def run(self, oracle: CountingOracle, num_samples: int, rng: RandomSource) -> torch.Tensor:
         n, q, device = oracle.n, oracle.q, self.device
         order = draw_order(self.order, num_samples, n, rng, device)
         x = torch.full((num_samples, n), -1, dtype=torch.long, device=device)
         t = torch.zeros(num_samples, dtype=torch.long, device=device)  # coordinates fixed so far
-        base = torch.zeros((num_samples, n, q), dtype=torch.float64, device=device)  # draft source
+        # draft source: base[s, m] = law of order[s, t + m] at the accepted prefix of the last round
+        base = torch.zeros((num_samples, 0, q), dtype=torch.float64, device=device)
         block = self.block_policy.initial(num_samples, n, device)
         first_round = True
         while True:
@@ -123,11 +125,18 @@ class SpeculativeSampler(Sampler):
                 tokens.unsqueeze(1).expand(A, K + 1, K), pins,
             )
             asked = (steps.unsqueeze(0) <= lengths.unsqueeze(1)) & in_range  # [A, K+1]
+            # Prefix j asks for its own slot (order[t + j]) and for the slots the next round would draft if
+            # tau = j (order[t + j + 1 ..], as many as that round's block): nothing else is used.
+            next_block = self._next_blocks(block[active], lengths, K, first_round)  # [A, K+1]
+            W = 1 + int(next_block.max())
+            offsets = t_a.view(A, 1, 1) + steps.view(1, K + 1, 1) + torch.arange(W, device=device).view(1, 1, W)
+            wanted = order_a.unsqueeze(1).expand(A, K + 1, n).gather(2, offsets.clamp(max=n - 1))  # [A, K+1, W]
             row_of = torch.full((A, K + 1), -1, dtype=torch.long, device=device)
             row_of[asked] = torch.arange(int(asked.sum()), device=device)
-            answers = oracle.marginals(prefixes[asked], sample_ids=active.unsqueeze(1).expand(A, K + 1)[asked])
+            answers = oracle.marginals(prefixes[asked], sample_ids=active.unsqueeze(1).expand(A, K + 1)[asked],
+                                       positions=wanted[asked])  # [rows, W, q]
             # target[a, j] = law of positions[a, j] given prefix j  ([A, K+1, q]); unasked slots: point mass
-            slot_law = answers[row_of.clamp(min=0), positions]
+            slot_law = answers[row_of.clamp(min=0), 0]
             target = torch.where(asked.unsqueeze(-1), slot_law, _point_mass(A, K + 1, q, device))
 
             # 3. Verify, then draw the next coordinate.
@@ -145,11 +154,22 @@ class SpeculativeSampler(Sampler):
             x_a[has_next, next_position[has_next]] = next_value[has_next]
             x[active] = x_a
             # Pipelining: the next draft comes from the conditionals at prefix `accepted`.
-            base[active] = answers[row_of.gather(1, accepted.unsqueeze(1)).squeeze(1).clamp(min=0)]
+            base = torch.zeros((num_samples, W - 1, q), dtype=torch.float64, device=device)
+            base[active] = answers[row_of.gather(1, accepted.unsqueeze(1)).squeeze(1).clamp(min=0), 1:]
             t[active] = t_a + accepted + has_next.to(torch.long)
             if not first_round:
                 block[active] = self.block_policy.update(block[active], accepted, lengths)
             first_round = False
+
+    def _next_blocks(self, block: torch.Tensor, lengths: torch.Tensor, K: int, first_round: bool) -> torch.Tensor:
+        """[A, K+1]: the block size of the next round if tau = j (policies are vectorised and pure)."""
+        A = block.shape[0]
+        if first_round:
+            return block.unsqueeze(1).expand(A, K + 1)
+        taus = torch.arange(K + 1, device=block.device).unsqueeze(0).expand(A, K + 1)
+        grown = self.block_policy.update(block.unsqueeze(1).expand(A, K + 1).reshape(-1), taus.reshape(-1),
+                                         lengths.unsqueeze(1).expand(A, K + 1).reshape(-1))
+        return grown.reshape(A, K + 1)
 
 
 def _write(x: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

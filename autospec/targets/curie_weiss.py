@@ -8,7 +8,11 @@ C(f, j) w(c + j), and every free coordinate has the same conditional
 
     P(x_i = 1 | pins) = sum_j (j / f) C(f, j) w(c + j) / sum_j C(f, j) w(c + j),
 
-summed exactly in log space over j = 0..f (vectorised over the batch).  Every
+which depends on the pins only through (c, f).  With Z_f(c) = sum_j C(f, j)
+w(c + j), Pascal's rule gives Z_f(c) = Z_{f-1}(c) + Z_{f-1}(c + 1) and
+P(x_i = 1 | c, f) = Z_{f-1}(c + 1) / Z_f(c): the oracle tabulates it once for
+every c + f <= n (n steps in log space, n^2 / 2 entries), after which a query
+costs two counts per row and a lookup, whatever positions it asks for.  Every
 pinning has positive probability.
 """
 
@@ -71,29 +75,43 @@ class CurieWeissOracle(ConditionalOracle):
         self.n, self.q, self.name = target.n, 2, target.name
         self.device = torch.device(device)
         self.log_w = target.log_w.to(self.device)
-        self.lgamma = torch.lgamma(torch.arange(self.n + 2, dtype=torch.float64, device=self.device))  # lgamma(k), k = 0..n+1
+        self._p_one: torch.Tensor | None = None  # P(x_i = 1 | c, f), flat over f = 1..n, c = 0..n-f
+        self._start: torch.Tensor | None = None  # where row f starts in the flat table
+
+    def _table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._p_one is None:
+            n = self.n
+            log_z = self.log_w  # Z_0(c) = w(c), c = 0..n
+            rows = []
+            for _ in range(n):  # Z_f(c) = Z_{f-1}(c) + Z_{f-1}(c + 1), c = 0..n-f
+                previous, log_z = log_z, torch.logaddexp(log_z[:-1], log_z[1:])
+                rows.append(torch.exp(previous[1:] - log_z).clamp(0.0, 1.0))
+            sizes = torch.arange(n, 0, -1, device=self.device)  # row f = 1..n has n - f + 1 entries
+            self._start = torch.cat([sizes.new_zeros(2), sizes.cumsum(0)[:-1]])  # start[f], f = 0..n (f = 0 unused)
+            self._p_one = torch.cat(rows)
+        return self._p_one, self._start
+
+    def probability_of_one(self, partial: torch.Tensor) -> torch.Tensor:
+        """partial [B, n] -> P(a free coordinate is 1 | pins) [B] (rows with no free coordinate: 0)."""
+        f = (partial < 0).sum(1)
+        c = (partial == 1).sum(1)
+        table, start = self._table()
+        index = (start[f] + c).clamp(max=table.numel() - 1)
+        return torch.where(f > 0, table[index], torch.zeros_like(table[index]))
 
     def answer(self, partial: torch.Tensor) -> OracleAnswer:
-        partial = partial.to(self.device)
         B, n = partial.shape
-        free = partial < 0
-        f = free.sum(1)  # [B]
-        c = (partial == 1).sum(1)  # [B]
-        j = torch.arange(n + 1, device=self.device).expand(B, n + 1)
-        valid = j <= f.unsqueeze(1)
-        # log C(f, j) + log w(c + j)
-        fj = (f.unsqueeze(1) - j).clamp(min=0)
-        log_binom = self.lgamma[f + 1].unsqueeze(1) - self.lgamma[j + 1] - self.lgamma[fj + 1]
-        terms = log_binom + self.log_w[(c.unsqueeze(1) + j).clamp(max=n)]
-        terms = torch.where(valid, terms, torch.full_like(terms, -math.inf))
-        log_z = torch.logsumexp(terms, 1)
-        log_j = torch.log(j.to(torch.float64))  # -inf at j = 0
-        log_ones = torch.logsumexp(terms + log_j, 1) - torch.log(f.clamp(min=1).to(torch.float64))
-        p1 = torch.exp(log_ones - log_z).clamp(0.0, 1.0)  # [B]
-        law = torch.stack([1 - p1, p1], -1).unsqueeze(1).expand(B, n, 2)
-        answer = placeholder_marginals(partial, 2)
+        return self.answer_at(partial, torch.arange(n, device=self.device).expand(B, n))
+
+    def answer_at(self, partial: torch.Tensor, positions: torch.Tensor) -> OracleAnswer:
+        """Laws of coordinates positions [B, k]: [B, k, 2] (every free coordinate has the same law)."""
+        partial, positions = partial.to(self.device), positions.to(self.device)
+        B, k = positions.shape
+        p1 = self.probability_of_one(partial)
+        law = torch.stack([1 - p1, p1], -1).unsqueeze(1).expand(B, k, 2)
+        pins = partial.gather(1, positions)
         feasible = torch.ones(B, dtype=torch.bool, device=self.device)
-        return OracleAnswer(torch.where(free.unsqueeze(-1), law, answer), feasible)
+        return OracleAnswer(torch.where((pins < 0).unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
 
 
 def _log_binomial(n: int, k: torch.Tensor) -> torch.Tensor:

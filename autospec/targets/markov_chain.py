@@ -8,9 +8,10 @@ depends only on its nearest pinned neighbours L < i < R:
                       * T^(R-i)[x, x_R]          (pin at R; 1 if none),
 
 which is forward-backward with evidence collapsed onto the matrix powers
-T^d (d = 0..n), precomputed once.  Every query is a handful of gathers over
-[B, n, q]: no loop over n, so n = 4096 costs the same number of kernel
-launches as n = 16.  A pinning is feasible iff every consecutive pair of pins
+T^d (d = 0..n), precomputed once.  Every query is a handful of gathers: no
+loop over n, so n = 4096 costs the same number of kernel launches as n = 16.
+Asked for k positions, the laws cost [B, k, q]; the nearest pins and the
+feasibility check are [B, n] integer scans.  A pinning is feasible iff every consecutive pair of pins
 (a at L, b at R) has T^(R-L)[a, b] > 0 and the first pin has positive
 marginal; infeasible rows get the placeholder.
 """
@@ -129,39 +130,55 @@ class MarkovChainOracle(ConditionalOracle):
         self.marginals_ = target.marginals.to(self.device)  # [n, q]
 
     def answer(self, partial: torch.Tensor) -> OracleAnswer:
-        partial = partial.to(self.device)
+        B, n = partial.shape
+        return self.answer_at(partial, torch.arange(n, device=self.device).expand(B, n), placeholder_if_infeasible=True)
+
+    def answer_at(self, partial: torch.Tensor, positions: torch.Tensor, placeholder_if_infeasible: bool = False) -> OracleAnswer:
+        """Laws of coordinates positions [B, k] given the pins: [B, k, q].
+
+        The law at i only involves i's nearest pins, so an infeasible row (pins elsewhere incompatible) still
+        gets a finite law there; feasibility, a check of every pair of consecutive pins, is computed when read.
+        The dense ``answer`` gives infeasible rows the placeholder.
+        """
+        partial, positions = partial.to(self.device), positions.to(self.device)
         B, n = partial.shape
         pinned = partial >= 0
         index = torch.arange(n, device=self.device).expand(B, n)
-        # nearest pin at or before i, and at or after i
-        left = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
-        right = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
+        # nearest pin at or before i, and at or after i (scans over [B, n]; then only the asked positions)
+        left_all = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
+        right = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1).gather(1, positions)
+        left = left_all.gather(1, positions)
         value = partial.clamp(min=0)
         left_value = value.gather(1, left.clamp(min=0))
         right_value = value.gather(1, right.clamp(max=n - 1))
         has_left, has_right = left >= 0, right < n
         from_left = torch.where(
             has_left.unsqueeze(-1),
-            self.powers[(index - left).clamp(min=0), left_value],  # T^(i-L)[x_L, :]
-            self.marginals_.expand(B, n, self.q),
+            self.powers[(positions - left).clamp(min=0), left_value],  # T^(i-L)[x_L, :]
+            self.marginals_[positions],
         )
         from_right = torch.where(
             has_right.unsqueeze(-1),
-            self.powers_t[(right - index).clamp(min=0), right_value],  # T^(R-i)[:, x_R]
+            self.powers_t[(right - positions).clamp(min=0), right_value],  # T^(R-i)[:, x_R]
             torch.ones_like(from_left),
         )
         numerators = from_left * from_right
-        # feasibility: each pin against the previous pin (strictly before it)
-        previous = torch.cat([left.new_full((B, 1), -1), left[:, :-1]], dim=1)
-        prev_value = value.gather(1, previous.clamp(min=0))
-        link = torch.where(
-            previous >= 0,
-            self.powers[(index - previous).clamp(max=n), prev_value, value],
-            self.marginals_[index, value],
-        )
-        feasible = torch.where(pinned, link > 0, torch.ones_like(pinned)).all(1)
+
+        def feasible() -> torch.Tensor:  # each pin against the previous pin (strictly before it)
+            previous = torch.cat([left_all.new_full((B, 1), -1), left_all[:, :-1]], dim=1)
+            prev_value = value.gather(1, previous.clamp(min=0))
+            link = torch.where(
+                previous >= 0,
+                self.powers[(index - previous).clamp(max=n), prev_value, value],
+                self.marginals_[index, value],
+            )
+            return torch.where(pinned, link > 0, torch.ones_like(pinned)).all(1)
+
         totals = numerators.sum(-1, keepdim=True)
         conditional = numerators / torch.where(totals > 0, totals, torch.ones_like(totals))
-        answer = placeholder_marginals(partial, self.q)
-        good = (~pinned) & feasible.unsqueeze(1) & (totals.squeeze(-1) > 0)
-        return OracleAnswer(torch.where(good.unsqueeze(-1), conditional, answer), feasible)
+        pins = partial.gather(1, positions)
+        good = (pins < 0) & (totals.squeeze(-1) > 0)
+        if placeholder_if_infeasible:
+            feasible = feasible()
+            good = good & feasible.unsqueeze(1)
+        return OracleAnswer(torch.where(good.unsqueeze(-1), conditional, placeholder_marginals(pins, self.q)), feasible)

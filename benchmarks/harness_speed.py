@@ -1,0 +1,176 @@
+"""The harness at speed: each new path measured beside the previous one, in the same run.
+
+1. exact_law, leaves per second: the depth-first enumerator (one path per run,
+   ``exact_law(..., batched=False)``, the previous implementation) against the
+   batched one (one path per sample), on the n = 4, q = 3 grid (every any-order
+   sampler, every block size 1..4, zero cells) and on DraftSpeculative
+   multi-draft (3 drafts, n = 3, q = 2).  The old path runs on the first
+   ``--old-leaves`` leaves of each tree (its per-leaf cost does not depend on
+   where it is in the tree); the new one on the whole tree.
+2. Samples per second at n in {8, 64, 1024, 4096} per sampler and family: the
+   dense path (the oracle answers every position, [rows, n, q], and the
+   counting wrapper keeps the asked ones: what every query cost before
+   positions) against positional queries ([rows, k, q]).
+3. The depth sweep's wall clock (``verification.depth.run_depth``, a reduced
+   grid) with dense and with positional oracles.
+
+Run: python benchmarks/harness_speed.py [--quick]
+Prints os.getloadavg() before every section; nothing is asserted (speed depends on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from autospec import Randomness
+from autospec.samplers import DraftSpeculative, SequenceSpeculative, Sequential, SmoothedBlockSize, TokenSpeculative
+from autospec.targets import CurieWeissTarget, DPPTarget, MarkovChainTarget, TabularTarget, XorTarget
+from verification import exact_law
+
+
+class DenseOnly:
+    """A target's oracle reduced to the dense contract ``marginals(partial) -> [B, n, q]`` (the previous cost)."""
+
+    def __init__(self, oracle):
+        self.inner, self.n, self.q = oracle, oracle.n, oracle.q
+        self.name = f"dense[{getattr(oracle, 'name', 'oracle')}]"
+
+    def marginals(self, partial, sample_ids=None):
+        return self.inner.query(partial).marginals
+
+
+class DenseTarget:
+    """A target whose oracle() is DenseOnly (for the depth sweep)."""
+
+    def __init__(self, target):
+        self.target, self.n, self.q = target, target.n, target.q
+
+    def oracle(self, device="cpu"):
+        return DenseOnly(self.target.oracle(device))
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def grid_samplers(n: int):
+    yield Sequential()
+    for k in range(1, n + 1):
+        yield TokenSpeculative(k)
+        yield SequenceSpeculative(k)
+
+
+def leaves_rate(sampler, target, old_leaves: int) -> tuple[float, float, int, int, float]:
+    """(old leaves/s, new leaves/s, leaves of the whole tree, old leaves run, max |law difference| on the old prefix)"""
+    start = time.perf_counter()
+    old = exact_law(sampler, target, batched=False, max_leaves=old_leaves)
+    old_time = time.perf_counter() - start
+    start = time.perf_counter()
+    new = exact_law(sampler, target)
+    new_time = time.perf_counter() - start
+    assert new.unexplored_mass < 1e-12, sampler
+    return old.leaves / old_time, new.leaves / new_time, new.leaves, old.leaves, new_time
+
+
+def section_exact(old_leaves: int) -> None:
+    print(f"\n== exact_law: leaves per second, depth-first (old) vs batched (new) ==  [{load()}]")
+    print(f"{'sampler':<46} {'leaves':>8} {'old leaves/s':>13} {'new leaves/s':>13} {'ratio':>7} {'new s':>7}")
+    target = TabularTarget.random(4, 3, seed=5, zero_fraction=0.3)
+    total_leaves, total_new, total_old_time, total_old_leaves = 0, 0.0, 0.0, 0
+    for sampler in grid_samplers(4):
+        old_rate, new_rate, leaves, ran, new_time = leaves_rate(sampler, target, old_leaves)
+        total_leaves, total_new = total_leaves + leaves, total_new + new_time
+        total_old_time, total_old_leaves = total_old_time + ran / old_rate, total_old_leaves + ran
+        print(f"{sampler.name:<46} {leaves:>8} {old_rate:>13,.0f} {new_rate:>13,.0f} {new_rate / old_rate:>6.1f}x {new_time:>7.1f}")
+    old_overall, new_overall = total_old_leaves / total_old_time, total_leaves / total_new
+    print(f"{'n=4, q=3 grid (all 9 samplers)':<46} {total_leaves:>8} {old_overall:>13,.0f} {new_overall:>13,.0f} "
+          f"{new_overall / old_overall:>6.1f}x {total_new:>7.1f}")
+    print(f"  full grid: {total_new:.1f} s batched; the depth-first path at its rate would take "
+          f"{total_leaves / old_overall:.0f} s")
+    small = TabularTarget.random(3, 2, seed=1, zero_fraction=0.2)
+    draft = TabularTarget.random(3, 2, seed=2)
+    multi = DraftSpeculative(draft, block_size=2, rule="multi", num_drafts=3)
+    old_rate, new_rate, leaves, ran, new_time = leaves_rate(multi, small, old_leaves)
+    print(f"{'DraftSpeculative multi, 3 drafts, n=3, q=2':<46} {leaves:>8} {old_rate:>13,.0f} {new_rate:>13,.0f} "
+          f"{new_rate / old_rate:>6.1f}x {new_time:>7.1f}")
+
+
+FAMILIES = {
+    "curie-weiss": lambda n: CurieWeissTarget(n, beta=1.0),
+    "markov": lambda n: MarkovChainTarget.sticky(n, q=2, stay=0.9),
+    "xor": lambda n: XorTarget.random(n, density=0.3, arity=3, seed=0),
+    "dpp": lambda n: DPPTarget.fourier_projection(n, min(9, n - 1 if (n - 1) % 2 else n - 2)),
+}
+
+
+def samplers_at(n: int):
+    return [Sequential(), TokenSpeculative(SmoothedBlockSize()), SequenceSpeculative(SmoothedBlockSize())]
+
+
+def rate(sampler, oracle, num: int) -> tuple[float, float]:
+    start = time.perf_counter()
+    out = sampler.sample(oracle, num, Randomness(seed=0))
+    return num / (time.perf_counter() - start), float(out.rounds.double().mean())
+
+
+def section_samples(ns, families, budget_s: float) -> None:
+    print(f"\n== samples per second: dense queries (old) vs positional queries (new) ==  [{load()}]")
+    print(f"{'family':<12} {'n':>5} {'sampler':<52} {'N':>5} {'old/s':>9} {'new/s':>9} {'ratio':>7} {'rounds':>7}")
+    for family in families:
+        for n in ns:
+            target = FAMILIES[family](n)
+            for sampler in samplers_at(n):
+                # samples: enough for ~budget_s on the new path (probed with one sample), at least 2
+                probe, _ = rate(sampler, target.oracle(), 1)
+                num = max(2, min(256, int(budget_s * probe)))
+                new, rounds = rate(sampler, target.oracle(), num)
+                old, _ = rate(sampler, DenseOnly(target.oracle()), num)
+                print(f"{family:<12} {n:>5} {sampler.name:<52} {num:>5} {old:>9.2f} {new:>9.2f} {new / old:>6.1f}x {rounds:>7.1f}",
+                      flush=True)
+
+
+def section_depth(quick: bool) -> None:
+    from verification import depth
+
+    print(f"\n== depth sweep wall clock (run_depth, reduced grid), dense vs positional ==  [{load()}]")
+    ns = [64, 256, 1024] if quick else [64, 256, 1024, 4096]
+    config = depth.DepthConfig(ns=ns, families=["markov", "curie-weiss"], fixed=[4], adaptive=True,
+                               adaptive_policies=["smoothed"], samples={n: 8 for n in ns})
+    original = depth.make_target
+    times = {}
+    for label, wrap in (("dense (old)", DenseTarget), ("positional (new)", lambda t: t)):
+        depth.make_target = lambda family, n, wrap=wrap: wrap(original(family, n))
+        try:
+            start = time.perf_counter()
+            depth.run_depth(config, log=lambda *a: None)
+            times[label] = time.perf_counter() - start
+        finally:
+            depth.make_target = original
+        print(f"  {label:<18} {times[label]:8.1f} s")
+    print(f"  ratio {times['dense (old)'] / times['positional (new)']:.1f}x  [{load()}]")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer leaves, n up to 1024, smaller depth grid")
+    parser.add_argument("--old-leaves", type=int, default=None, help="leaves of each tree the depth-first path runs")
+    parser.add_argument("--sections", default="exact,samples,depth")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, 1 thread, {os.cpu_count()} cores, {load()}")
+    sections = args.sections.split(",")
+    if "exact" in sections:
+        section_exact(args.old_leaves or (300 if args.quick else 1500))
+    if "samples" in sections:
+        ns = [8, 64, 1024] if args.quick else [8, 64, 1024, 4096]
+        section_samples(ns, list(FAMILIES), budget_s=1.0 if args.quick else 3.0)
+    if "depth" in sections:
+        section_depth(args.quick)
+
+
+if __name__ == "__main__":
+    main()
