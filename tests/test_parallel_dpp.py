@@ -98,3 +98,12 @@ def test_bad_inputs_are_named():
         ParallelDPP().sample(DPPTarget.random(6, 2, "L", seed=0).oracle(), 1, Randomness(0))
     with pytest.raises(ValueError, match="projection"):
         ProjectionDPPOracle(DPPTarget.random(6, 2, "L", seed=0))
+
+
+@pytest.mark.slow
+def test_rounds_exponent_in_k_is_at_most_0_6(one_thread):
+    from verification.chain_depth import dpp_rounds_vs_k
+
+    result = dpp_rounds_vs_k((9, 17, 33, 65, 129), samples=4, trials=4)
+    assert result["fit"]["slope_ci"][1] < 0.6, result["fit"]
+    assert all(row["rounds_mean"] < row["sequential_rounds"] / 2 for row in result["rows"][2:])
