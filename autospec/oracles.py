@@ -225,6 +225,8 @@ class CountingOracle(ConditionalOracle):
         self.name = getattr(oracle, "name", type(oracle).__name__)
         self.tolerance = tolerance
         self.counter = RoundCounter(num_samples, device=device or "cpu")
+        self._last: torch.Tensor | None = None  # the last call's partial assignments (for reread)
+        self._last_dense: torch.Tensor | None = None  # a dense-only oracle's last full answer
 
     @property
     def rounds(self) -> torch.Tensor:
@@ -241,6 +243,7 @@ class CountingOracle(ConditionalOracle):
         if positions is not None:
             positions = check_positions(positions, partial.shape[0], self.n)
         self.counter.charge(partial.shape[0], sample_ids)
+        self._last, self._last_dense = partial, None
         if isinstance(self.inner, ConditionalOracle) and type(self.inner).query is not ConditionalOracle.query:
             answer = self.inner.query(partial, sample_ids, positions)  # e.g. a counting oracle inside: it counts too
         elif isinstance(self.inner, ConditionalOracle):  # validated above: straight to the answer
@@ -250,9 +253,29 @@ class CountingOracle(ConditionalOracle):
             answer = OracleAnswer(marginals, torch.ones(partial.shape[0], dtype=torch.bool, device=partial.device))
             if positions is not None:
                 self._check_shape(marginals, (partial.shape[0], self.n, self.q))
+                self._last_dense = marginals
                 answer.marginals = at_positions(marginals, positions.to(marginals.device))
         answer.marginals = self._validated(answer.marginals, partial, positions)
         return answer
+
+    def reread(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """More positions of rows the last call asked: rows [R] (indices into that call's batch),
+        positions [R, k] -> [R, k, q].  No round is charged: a query answers its whole row of
+        conditionals, the caller had only read part of it."""
+        if self._last is None:
+            raise RuntimeError("reread() reads the answer of the last call; no call has been made")
+        rows = rows.to(device=self._last.device, dtype=torch.long)
+        partial = self._last[rows]
+        positions = check_positions(positions, partial.shape[0], self.n)
+        if self._last_dense is not None:
+            marginals = at_positions(self._last_dense[rows.to(self._last_dense.device)], positions.to(self._last_dense.device))
+        elif isinstance(self.inner, ConditionalOracle) and type(self.inner).query is not ConditionalOracle.query:
+            marginals = self.inner.marginals(partial, positions=positions)  # its own counting, if any, charges it
+        elif isinstance(self.inner, ConditionalOracle):
+            marginals = self.inner.answer_at(partial, positions).marginals
+        else:
+            marginals = at_positions(self.inner.marginals(partial), positions.to(partial.device))
+        return self._validated(marginals, partial, positions)
 
     def _check_shape(self, marginals: object, expected: tuple[int, ...]) -> None:
         who = f"oracle {self.name!r}"

@@ -125,16 +125,11 @@ class SpeculativeSampler(Sampler):
                 tokens.unsqueeze(1).expand(A, K + 1, K), pins,
             )
             asked = (steps.unsqueeze(0) <= lengths.unsqueeze(1)) & in_range  # [A, K+1]
-            # Prefix j asks for its own slot (order[t + j]) and for the slots the next round would draft if
-            # tau = j (order[t + j + 1 ..], as many as that round's block): nothing else is used.
-            next_block = self._next_blocks(block[active], lengths, K, first_round)  # [A, K+1]
-            W = 1 + int(next_block.max())
-            offsets = t_a.view(A, 1, 1) + steps.view(1, K + 1, 1) + torch.arange(W, device=device).view(1, 1, W)
-            wanted = order_a.unsqueeze(1).expand(A, K + 1, n).gather(2, offsets.clamp(max=n - 1))  # [A, K+1, W]
             row_of = torch.full((A, K + 1), -1, dtype=torch.long, device=device)
             row_of[asked] = torch.arange(int(asked.sum()), device=device)
+            # Each prefix is read at its own slot now; the accepted one is read again below for the next draft.
             answers = oracle.marginals(prefixes[asked], sample_ids=active.unsqueeze(1).expand(A, K + 1)[asked],
-                                       positions=wanted[asked])  # [rows, W, q]
+                                       positions=positions[asked].unsqueeze(1))  # [rows, 1, q]
             # target[a, j] = law of positions[a, j] given prefix j  ([A, K+1, q]); unasked slots: point mass
             slot_law = answers[row_of.clamp(min=0), 0]
             target = torch.where(asked.unsqueeze(-1), slot_law, _point_mass(A, K + 1, q, device))
@@ -153,24 +148,20 @@ class SpeculativeSampler(Sampler):
             next_position = positions.gather(1, accepted.unsqueeze(1)).squeeze(1)
             x_a[has_next, next_position[has_next]] = next_value[has_next]
             x[active] = x_a
-            # Pipelining: the next draft comes from the conditionals at prefix `accepted`.
-            base = torch.zeros((num_samples, W - 1, q), dtype=torch.float64, device=device)
-            base[active] = answers[row_of.gather(1, accepted.unsqueeze(1)).squeeze(1).clamp(min=0), 1:]
-            t[active] = t_a + accepted + has_next.to(torch.long)
+            t_next = t_a + accepted + has_next.to(torch.long)
             if not first_round:
                 block[active] = self.block_policy.update(block[active], accepted, lengths)
+            # Pipelining: the next draft comes from the conditionals at prefix `accepted`, read at the
+            # positions the next round drafts (the same round's answer: no new round).
+            going = t_next < n
+            width = int(torch.minimum(block[active], n - t_next)[going].max()) if bool(going.any()) else 0
+            base = torch.zeros((num_samples, width, q), dtype=torch.float64, device=device)
+            if width:
+                rows = row_of.gather(1, accepted.unsqueeze(1)).squeeze(1)[going]
+                ahead = order_a[going].gather(1, (t_next[going].unsqueeze(1) + torch.arange(width, device=device)).clamp(max=n - 1))
+                base[active[going]] = oracle.reread(rows, ahead)
+            t[active] = t_next
             first_round = False
-
-    def _next_blocks(self, block: torch.Tensor, lengths: torch.Tensor, K: int, first_round: bool) -> torch.Tensor:
-        """[A, K+1]: the block size of the next round if tau = j (policies are vectorised and pure)."""
-        A = block.shape[0]
-        if first_round:
-            return block.unsqueeze(1).expand(A, K + 1)
-        taus = torch.arange(K + 1, device=block.device).unsqueeze(0).expand(A, K + 1)
-        grown = self.block_policy.update(block.unsqueeze(1).expand(A, K + 1).reshape(-1), taus.reshape(-1),
-                                         lengths.unsqueeze(1).expand(A, K + 1).reshape(-1))
-        return grown.reshape(A, K + 1)
-
 
 def _write(x: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Copy of x [..., n] with x[..., columns] = values where mask ([..., m] each).
