@@ -218,3 +218,12 @@ def test_exact_size_of_the_monte_carlo_rule_by_enumeration():
             size = float((weights * stats.binom.cdf(r - 1, b, tail)).sum())
             assert size <= alpha
             assert size >= 0.2 * alpha  # and not vacuous: the rule does reject with real probability
+
+
+def test_vectorised_holm_equals_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.random.default_rng(0).uniform(size=(6, 7)) ** 3
+    p[0, :3] = 0.01  # ties
+    expected = np.stack([multipletests(row, method="holm")[1] for row in p])
+    assert np.allclose(gof.holm_adjusted(p), expected, rtol=0, atol=1e-15)
