@@ -53,7 +53,7 @@ def format_table(document: dict, width: int = 44) -> str:
     out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
     out.append(line)
     for name, stage in document.get("stages", {}).items():
-        if stage["status"] not in ("ran", "no cells"):
+        if stage["status"] not in ("ran", "no cells", "filtered out by --only"):
             out.append(f"stage {name}: {stage['status']}" + (" (FAILURE)" if stage["status"].startswith("plan failed") else ""))
     summary = document.get("summary", {})
     counts = ", ".join(f"{v} {k}" for k, v in summary.get("counts", {}).items())
