@@ -116,3 +116,15 @@ def test_positions_with_a_dense_only_oracle_and_the_same_counts():
 def test_bad_positions(positions, error, message):
     with pytest.raises(error, match=message):
         CountingOracle(TabularTarget.random(4, 2, seed=0).oracle(), 1).marginals(torch.full((1, 4), -1), positions=positions)
+
+
+def test_reread_gives_more_of_the_last_answer_without_a_round():
+    target = TabularTarget.random(4, 3, seed=4, zero_fraction=0.2)
+    oracle = CountingOracle(target.oracle(), 2)
+    partial = torch.tensor([[-1, 0, -1, -1], [2, -1, -1, -1], [-1, -1, -1, -1]])
+    oracle.marginals(partial, sample_ids=torch.tensor([0, 1, 1]), positions=torch.tensor([[0], [1], [2]]))
+    rounds, queries = oracle.rounds.clone(), oracle.queries.clone()
+    more = oracle.reread(torch.tensor([2, 0]), torch.tensor([[3, 1], [2, 3]]))
+    dense = target.oracle().marginals(partial)
+    assert torch.equal(more, torch.stack([dense[2, [3, 1]], dense[0, [2, 3]]]))
+    assert torch.equal(oracle.rounds, rounds) and torch.equal(oracle.queries, queries)
