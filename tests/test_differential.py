@@ -83,7 +83,7 @@ def test_built_in_samplers_pass_the_exact_batch_checks(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BUILT_IN))
 def test_built_in_samplers_pass_at_batch_three(name):
-    assert check_batch_invariance(BUILT_IN[name], MU, batch_sizes=(2, 3)).status == "pass"
+    assert check_batch_invariance(BUILT_IN[name], MU, batch_sizes=(3,), rows=(2,)).status == "pass"
     assert check_batch_independence(BUILT_IN[name], MU, batch_size=2).status == "pass"
 
 
