@@ -246,6 +246,12 @@ class CountingOracle(ConditionalOracle):
         self._last, self._last_dense = partial, None
         if isinstance(self.inner, ConditionalOracle) and type(self.inner).query is not ConditionalOracle.query:
             answer = self.inner.query(partial, sample_ids, positions)  # e.g. a counting oracle inside: it counts too
+        elif isinstance(self.inner, ConditionalOracle) and positions is not None and \
+                type(self.inner).answer_at is ConditionalOracle.answer_at:
+            # no positional answer of its own: keep the dense one, a reread of this call slices it again
+            dense = self.inner.answer(partial)
+            self._last_dense = dense.marginals
+            answer = OracleAnswer(at_positions(dense.marginals, positions.to(dense.marginals.device)), dense.feasible)
         elif isinstance(self.inner, ConditionalOracle):  # validated above: straight to the answer
             answer = self.inner.answer(partial) if positions is None else self.inner.answer_at(partial, positions)
         else:  # a dense-only oracle: answer every position, validate and keep the asked ones
