@@ -36,11 +36,13 @@ exceedances: conservative).
   10, reduced down to 1 when ``MC_WORK_BUDGET`` cannot afford it).  Its size
   is R / ceil(R / alpha) <= alpha exactly, for every table and sample size.
 * Sequential stop (Besag and Clifford 1991).  Draws come in growing chunks and
-  stop as soon as R draws reach S: then the fixed-B test cannot reject either,
-  so the decision is the same and only the work differs.  A correct sampler
-  typically stops after ~R / p draws (tens to hundreds); only a rejection
-  needs all B.  Reported p: R'/L when stopped early (R' >= R exceedances in L
-  draws), else (1 + exceedances) / (B + 1).
+  stop as soon as h = ``MC_STOP`` (2R) draws reach S: then the fixed-B test
+  cannot reject either, so the decision is the same and only the work
+  differs.  A correct sampler typically stops after ~h / p draws (tens to
+  hundreds); only a rejection needs all B.  Reported p: Besag and Clifford's
+  h / L when stopped at the L-th draw (the exact draw of the h-th
+  exceedance), else (1 + exceedances) / (B + 1): a valid p-value at every
+  level, not only at alpha (the calibration audit tests its uniformity).
 * Seeds.  The null draws of a check with seed s come from
   ``numpy.random.default_rng([MC_SALT, s])``: a fresh, seed-dependent set for
   every check, so the false-fail rate over seeds is <= alpha exactly
@@ -119,6 +121,7 @@ JOINT_TESTS = ("pearson", "likelihood-ratio", "corrected", "marginals", "auto")
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 MC_RESOLUTION = 10  # R: a rejection needs fewer than R of ceil(R / alpha) - 1 null draws to reach the statistic
+MC_STOP = 2 * MC_RESOLUTION  # h of Besag-Clifford: a row stops once h null draws reach it (then it passes)
 MC_WORK_BUDGET = 1e8  # most null-draw work per decision, in units of ~100 ns (one binomial draw): ~10 s
 MC_FIRST_CHUNK = 64
 MC_CHUNK_ELEMENTS = 2_000_000  # cap on chunk x cells held at once
@@ -659,9 +662,17 @@ def _monte_carlo(model: NullModel, observed: np.ndarray, alpha: float, seed: int
         drawn += take
         i += 1
         idx = np.flatnonzero(active)
+        before = exceed[idx].copy()
         exceed[idx] += take - np.searchsorted(ordered, threshold[idx], side="left")
         draws[idx] = drawn
-        active[idx[exceed[idx] >= r]] = False
+        crossing = idx[exceed[idx] >= MC_STOP]
+        if len(crossing):  # Besag-Clifford: the exact draw at which the MC_STOP-th exceedance came
+            need = MC_STOP - before[np.searchsorted(idx, crossing)]
+            for group in np.array_split(np.arange(len(crossing)), max(1, len(crossing) * take // 10_000_000 + 1)):
+                hits = np.cumsum(values[None, :take] >= threshold[crossing[group], None], axis=1)
+                draws[crossing[group]] = drawn - take + np.argmax(hits >= need[group, None], axis=1) + 1
+            exceed[crossing] = MC_STOP
+            active[crossing] = False
     _trim_streams()
     return exceed, draws, r, b, resolves
 
@@ -679,13 +690,13 @@ def _decide_rows(model: NullModel, reduced: np.ndarray, impossible: np.ndarray, 
             idx = np.flatnonzero(todo & (seeds == seed))
             e, d, r, b, resolves = _monte_carlo(model, statistic[idx], alpha, int(seed))
             exceed[idx], draws[idx] = e, d
-    stopped = exceed >= r
+    stopped = exceed >= MC_STOP
     if model.degenerate:
         p = np.ones(rows)
         verdict = np.full(rows, PASS, dtype=object)
     else:
         p = np.where(stopped, exceed / np.maximum(draws, 1), (exceed + 1.0) / (b + 1.0))
-        verdict = np.where(stopped, PASS, FAIL if resolves else INCONCLUSIVE).astype(object)
+        verdict = np.where(exceed >= r, PASS, FAIL if resolves else INCONCLUSIVE).astype(object)
         p = np.minimum(p, 1.0)
     verdict[impossible] = FAIL
     p = np.where(impossible, 0.0, p)

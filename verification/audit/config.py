@@ -38,6 +38,9 @@ MODES: dict[str, dict[str, Any]] = {
         "calibration_samples": 300,
         "calibration_alpha": 1e-3,
         "calibration_interval": 0.99,  # level of the binomial interval for the rejection count
+        # far tail: false-fail rate of the real decisions vs nominal on a sparse peaked table (calibration.py)
+        "calibration_far_tail": {"num_samples": 300, "tests": ["pearson", "corrected"], "alphas": [1e-2, 1e-3],
+                                 "rows": 4_000},
         "mutant_seeds": 1,
         "depth_ns": [16, 32, 64, 128],
         "depth_samples": 64,
@@ -62,6 +65,8 @@ MODES: dict[str, dict[str, Any]] = {
         "calibration_samples": 1_000,
         "calibration_alpha": 1e-3,
         "calibration_interval": 0.99,  # level of the binomial interval for the rejection count
+        "calibration_far_tail": {"num_samples": 1_000, "tests": ["pearson", "corrected", "auto"],
+                                 "alphas": [1e-2, 1e-3, 1e-4], "rows": 40_000},
         "mutant_seeds": 10,
         "depth_ns": [16, 32, 64, 128, 256, 512],
         "depth_samples": 500,

@@ -148,12 +148,16 @@ def run_check(spec: dict, seed: int) -> dict:
 
 def plan_calibration(config) -> list[dict]:
     target = config.setting("calibration_target")
-    return [
+    specs = [
         _spec("calibration", ref, build_sampler(ref), target, f"p-value-uniformity ({test})", test=test,
               runs=config.setting("calibration_runs"), num_samples=config.setting("calibration_samples"),
               alpha=config.setting("calibration_alpha"), interval=config.setting("calibration_interval"))
         for ref in config.setting("calibration_samplers") for test in config.setting("calibration_tests")
     ]
+    far_tail = config.settings().get("calibration_far_tail")
+    if specs and far_tail:  # the decisions' far tail does not depend on the sampler: measured once, on the first cell
+        specs[0]["params"]["far_tail"] = dict(far_tail)
+    return specs
 
 
 def run_calibration_cell(spec: dict, seed: int) -> dict:
@@ -178,7 +182,16 @@ def run_calibration_cell(spec: dict, seed: int) -> dict:
         "rejections": row["rejections"], "rejection_alpha": row["alpha"], "binomial_interval": row["binomial_interval"],
         "runs": row["num_seeds"], "num_samples": row["num_samples"], "p_values": row["p_values"],
     }
-    return {"verdict": judge(spec, rejected=not row["passed"]), "evidence": evidence}
+    passed = row["passed"]
+    if params.get("far_tail"):  # measured false-fail rate vs nominal, Clopper-Pearson intervals (calibration.py)
+        from verification.calibration import run_far_tail_calibration
+
+        far = params["far_tail"]
+        tail = run_far_tail_calibration(num_samples=far["num_samples"], tests=tuple(far["tests"]),
+                                        alphas=tuple(far["alphas"]), rows=far["rows"], seed=seed % 2**31)
+        evidence["far_tail"] = tail
+        passed = passed and tail["passed"]
+    return {"verdict": judge(spec, rejected=not passed), "evidence": evidence}
 
 
 # ---------------------------------------------------------------- mutation
