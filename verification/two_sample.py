@@ -46,14 +46,22 @@ def bonferroni(p_values: list[float]) -> float:
     return float(min(1.0, len(p_values) * min(p_values))) if p_values else 1.0
 
 
-def min_detectable_ks(num_samples: int, alpha: float, num_tests: int = 1, power: float = 0.99) -> float:
-    """Sup-distance between CDFs that a KS test at level alpha / num_tests detects with the given power.
+def min_detectable_ks(num_samples: int, alpha: float, num_tests: int = 1, power: float = 0.99,
+                      num_samples_y: int | None = None) -> float:
+    """Sup-distance between CDFs that a TWO-sample KS test (n and m samples) at level alpha / num_tests detects
+    with the given power; a bound, not an approximation.
 
-    By the DKW inequality the critical value is at most sqrt(log(2 m / alpha) / (2 n)), and the
-    empirical CDF is within sqrt(log(2 / (1 - power)) / (2 n)) of the truth with probability >= power.
+    DKW (Massart's constant) on each sample: P(sup |F_n - F| > sqrt(log(2 / d) / (2 n))) <= d.  Under H0,
+    D = sup |F_n - G_m| <= dev_x + dev_y, so with alpha / num_tests split over the two samples the critical value
+    of D is at most c = sqrt(log(4 k / alpha) / (2 n)) + sqrt(log(4 k / alpha) / (2 m)) (ks_2samp's exact one is
+    smaller, which only adds power).  Under an alternative at sup-distance delta, D >= delta - dev_x - dev_y, and
+    with probability >= power both deviations are under sqrt(log(4 / (1 - power)) / (2 n)) (resp. m).
     """
-    n = max(num_samples, 1)
-    return math.sqrt(math.log(2 * num_tests / alpha) / (2 * n)) + math.sqrt(math.log(2 / (1 - power)) / (2 * n))
+    n = max(int(num_samples), 1)
+    m = n if num_samples_y is None else max(int(num_samples_y), 1)
+    level = math.log(4 * num_tests / alpha)
+    miss = math.log(4 / (1 - power))
+    return sum(math.sqrt(level / (2 * k)) + math.sqrt(miss / (2 * k)) for k in (n, m))
 
 
 def _as_numpy(x) -> np.ndarray:
