@@ -16,16 +16,28 @@ two-half direction, but no finite family is all alternatives).  The
 ``Detectable`` record returned by ``detectable_tv`` says this in its
 ``bounds`` field, with the hardest direction and the measured power.
 
-How it is computed.  (1) The null critical value of the statistic the test
-uses (pooled X^2, pooled G, the corrected statistic) is simulated at this
-sample size (multinomial draws, enough to resolve alpha when affordable, else
-a three-moment gamma fit to the simulated law: only a search aid).  (2) Per
-direction, eps is solved with a normal law for the statistic under the
-alternative, using its EXACT mean and variance (multinomial factorial
-moments; G borrows X^2's).  (3) The largest eps over the family is checked by
-simulating the real decision (``gof.rejects`` when it exists, else the gof
-test functions themselves) in every direction; while any direction falls
-short, eps grows.  Results are cached: check_exact asks for every check.
+How it is computed.  (1) The decision's law: ``gof.decide`` rejects a row with
+statistic T iff fewer than r of its b fresh null draws reach T
+(``gof.mc_plan``), so P(reject | T) = P(Binomial(b, q(T)) <= r - 1), q the
+null survival function of the decision's own statistic (``gof.decision_model``:
+the same statistic, the same null sampler).  q is estimated from b null draws
+of our own, made ONCE per (test, law, m, alpha) and cached: every eps, every
+direction and every repetition at this m reuses them (``_DecisionLaw``).
+(2) A search aid brackets the answer cheaply: per direction, a normal law for
+the statistic under the alternative with its EXACT mean and variance
+(multinomial factorial moments; G borrows X^2's) against a critical value
+fitted to a small null simulation.  (3) ``min_detectable_tv``: eps is searched
+with the real decision's law at ``SEARCH_REPETITIONS`` samples per direction
+(one null simulation at this m serves the whole search), then the claim is
+checked in EVERY direction at ``VERIFY_REPETITIONS`` samples: it holds when
+the smallest lower confidence bound (mean reject probability minus
+``VERIFY_Z`` standard errors) reaches the power; else eps grows by ``GROWTH``.
+(4) ``samples_for_tv``: each m needs its own null simulation, the expensive
+part, so m is found by a secant search in (log m, probit of the family's
+weakest lower bound), the search aid giving the curve's shape and every
+evaluation being the full check at that m; the answer is the smallest CHECKED
+m, within ``SAMPLES_PRECISION`` of the largest m seen (or predicted) to fail.  Results are
+cached: check_exact asks for every check.
 
 ``marginals``: the claim is about the law of some tested statistic (single and
 pair marginals, counts, user statistics), never about the joint: a joint
@@ -62,10 +74,13 @@ __all__ = [
 ]
 
 DEFAULT_POWER = 0.99
-VERIFY_REPETITIONS = 1000  # real-decision simulations per direction behind every claim
-SEARCH_REPETITIONS = 300  # per direction while searching
-SEARCH_NULL_WORK = 2 * 10**6  # cells x draws for the coarse search's critical value
+VERIFY_REPETITIONS = 2000  # real-decision samples per direction behind every claim
+VERIFY_Z = 2.0  # a claim holds when mean - VERIFY_Z standard errors >= power, in every direction
+SEARCH_REPETITIONS = 400  # per direction while searching eps at a fixed m
+SEARCH_NULL_WORK = 10**5  # cells x draws for the search aid's critical value
 GROWTH = 1.04  # eps (or m) step while the real decision falls short
+SAMPLES_PRECISION = 1.1  # samples_for_tv: the answer is within this factor of an m seen (or predicted) to fail
+MAX_SAMPLE_CHECKS = 5  # samples_for_tv: full checks (one null simulation each) before settling on the smallest pass
 JOINT_TESTS = ("pearson", "likelihood-ratio", "corrected")
 _CACHE: dict = {}
 
@@ -129,21 +144,29 @@ def _multinomial(generator, m: int, p: np.ndarray, size: int) -> np.ndarray:
     return generator.multinomial(m, p / p.sum(), size=size).astype(np.float64)
 
 
+def _search_null(test: str, p0: np.ndarray, m: int) -> np.ndarray:
+    """A small null simulation of the test's statistic (search aid only), cached per (test, law, m)."""
+    key = ("search-null", test, _key(p0), m)
+    if key not in _CACHE:
+        support = int((p0 > 0).sum())
+        draws = int(min(2000, max(1000, SEARCH_NULL_WORK // max(support, 1))))
+        generator = np.random.default_rng([12345, m])
+        _CACHE[key] = np.concatenate([
+            _statistic(test, _multinomial(generator, m, p0, size=min(5000, draws - start)), p0, m)
+            for start in range(0, draws, 5000)])
+    return _CACHE[key]
+
+
 def _critical_value(test: str, p0: np.ndarray, m: int, alpha: float) -> float:
-    """Null (1 - alpha) quantile of the test's statistic, simulated (search aid; the claim is checked by the
-    real decision).  Beyond the simulation budget: a gamma law matched to the simulated mean, variance and skew."""
+    """Null (1 - alpha) quantile of the test's statistic: the search aid's.  From the small null simulation when
+    it resolves alpha, else a gamma law matched to its mean, variance and skew (the claim itself is checked by
+    the real decision)."""
     key = ("critical", test, _key(p0), m, alpha)
     if key in _CACHE:
         return _CACHE[key]
-    support = p0[p0 > 0]
-    draws = int(min(max(2000, math.ceil(30 / alpha)), max(2000, SEARCH_NULL_WORK // max(len(support), 1))))
-    generator = np.random.default_rng(12345)
-    null = np.concatenate([
-        _statistic(test, _multinomial(generator, m, p0, size=min(20_000, draws - start)), p0, m)
-        for start in range(0, draws, 20_000)
-    ])
-    if alpha * draws >= 30:
-        value = float(np.quantile(null, 1 - alpha, method="higher"))
+    null = _search_null(test, p0, m)
+    if alpha * len(null) >= 30 or null.std() <= 1e-12 * max(1.0, abs(float(null.mean()))):
+        value = float(np.quantile(null, 1 - alpha, method="higher"))  # (a constant null: nothing to fit)
     else:
         mean, sd, skew = null.mean(), null.std(), float(stats.skew(null))
         skew = max(skew, 1e-3)
@@ -189,19 +212,19 @@ class _DecisionLaw:
 
     gof.decide rejects a row with statistic T iff fewer than r of its b fresh null draws reach T
     (gof.mc_plan), so P(reject | T) = P(Binomial(b, q(T)) <= r - 1), q(T) the null survival function of the
-    decision's own statistic (gof.null_model: the same statistic and the same null sampler).  q is estimated
+    decision's own statistic (gof.decision_model: the same statistic and the same null sampler).  q is estimated
     from b null draws of our own, made once per (test, p0, m, alpha) and cached; rows with a sample in a
     forbidden cell are rejected outright, and nothing is rejected when the Monte Carlo budget cannot resolve
     alpha (the decision is then "inconclusive")."""
 
     def __init__(self, test: str, p0: np.ndarray, m: int, alpha: float, statistics=None, shape=None):
         self.p0, self.m = p0, m
-        self.model = gof.null_model(test, p0.reshape(shape) if shape else p0, m, statistics, shape)
+        self.model, _ = gof.decision_model(test, p0.reshape(shape) if shape else p0, m, alpha, statistics, shape)
         self.r, self.b, self.resolves = gof.mc_plan(self.model.cost, alpha)
         self.null = np.zeros(0)
         if self.resolves and not self.model.degenerate:
             generator = np.random.default_rng([0x9A55, m])
-            chunk = max(64, 2_000_000 // max(len(self.model.probs), 1))
+            chunk = max(64, int(2_000_000 // max(self.model.row_elements, 1)))
             self.null = np.sort(np.concatenate([
                 self.model.statistic(self.model.draw(generator, min(chunk, self.b - start)))
                 for start in range(0, self.b, chunk)]))
@@ -226,14 +249,14 @@ def _decision_law(test, p0, m, alpha, statistics=None, shape=None) -> _DecisionL
 
 
 def measured_power(test: str, p0, p1, num_samples: int, alpha: float, repetitions: int = VERIFY_REPETITIONS,
-                   seed: int = 0, statistics=None, table_shape=None) -> tuple[float, float]:
-    """(power, standard error) of the REAL decision (gof.rejects: Monte Carlo p-values, null stream of ``seed``) of ``test`` against p0 when the samples follow p1: ``repetitions`` multinomial draws.
+                   seed=0, statistics=None, table_shape=None) -> tuple[float, float]:
+    """(power, standard error) of the REAL decision (gof.rejects: Monte Carlo p-values) of ``test`` against p0
+    when the samples follow p1: ``repetitions`` multinomial draws.  seed: an int (every row decided with that
+    seed's null draws: what check_exact(seed=seed) decides) or an int array [repetitions] (row r with seeds[r]).
     statistics / table_shape: as gof.decide ("auto" tests the marginal family too when they are given)."""
     p0, p1 = np.asarray(p0, np.float64).reshape(-1), np.asarray(p1, np.float64).reshape(-1)
-    generator = np.random.default_rng(seed)
+    generator = np.random.default_rng(np.asarray(seed, np.int64).reshape(-1)[:8].tolist() + [repetitions])
     counts = generator.multinomial(int(num_samples), p1 / p1.sum(), size=repetitions)
-    # one null stream for all repetitions (the decision check_exact(seed=seed) makes on each); per-row seeds
-    # would run one Monte Carlo per row (1000x the work)
     rejected = gof.rejects(test, counts, p0 / p0.sum(), alpha, seed=seed, statistics=statistics,
                            table_shape=table_shape)
     value = float(np.mean(rejected))
@@ -272,26 +295,59 @@ def _parts(test: str, p0: np.ndarray, m: int, alpha: float) -> list[tuple[str, f
     return [(test, alpha)]
 
 
-def _approximately_detected(test, p0, shape, m, alpha, power, eps, names) -> bool:
-    """Search aid: every direction's approximate power (exact moments, normal law) reaches ``power``."""
+def _direction(name, p0, eps, m, shape):
+    """directions.build, cached (the parity and tempering builders solve for eps)."""
+    key = ("direction", name, _key(p0), shape, float(eps), m if name == "pooled-reshuffle" else None)
+    if key not in _CACHE:
+        _CACHE[key] = directions.build(name, p0, eps, m, shape)
+    return _CACHE[key]
+
+
+def _approximate_powers(test, p0, shape, m, alpha, eps, names) -> dict:
+    """Search aid: {direction: approximate power} (exact moments, normal law, the search critical value)."""
     parts = [(part, _critical_value(part, p0, m, level)) for part, level in _parts(test, p0, m, alpha)]
-    for name in names:
-        p1 = directions.build(name, p0, eps, m, shape)
-        if p1 is not None and max(_approximate_power(part, p0, p1, m, c) for part, c in parts) < power:
-            return False
-    return True
-
-
-def _family_power(test, p0, shape, m, alpha, eps, names, repetitions, statistics=None, seed=0):
-    """{direction: power of the real decision (averaged over its seed)} at TV eps, ``repetitions`` samples each."""
-    law = _decision_law(test, p0, m, alpha, statistics, shape)
-    generator = np.random.default_rng([seed, m, int(eps * 1e12) % 2**32])
     out = {}
     for name in names:
-        p1 = directions.build(name, p0, eps, m, shape)
+        p1 = _direction(name, p0, eps, m, shape)
         if p1 is not None:
-            out[name] = float(law.reject_probability(_multinomial(generator, m, p1, repetitions)).mean())
+            out[name] = max(_approximate_power(part, p0, p1, m, c) for part, c in parts)
     return out
+
+
+def _approximately_detected(test, p0, shape, m, alpha, target, eps, names) -> bool:
+    powers = _approximate_powers(test, p0, shape, m, alpha, eps, names)
+    return bool(powers) and min(powers.values()) >= target
+
+
+def _family_power(test, p0, shape, m, alpha, eps, names, repetitions, statistics=None, seed=0) -> dict:
+    """{direction: (mean, standard error) of the real decision's reject probability} at TV eps, ``repetitions``
+    multinomial samples per direction (the decision's seed averaged out through its law)."""
+    law = _decision_law(test, p0, m, alpha, statistics, shape)
+    generator = np.random.default_rng([seed, m, int(round(eps * 1e9)) % 2**32])
+    out = {}
+    for name in names:
+        p1 = _direction(name, p0, eps, m, shape)
+        if p1 is not None:
+            probability = law.reject_probability(_multinomial(generator, m, p1, repetitions))
+            out[name] = (float(probability.mean()), float(probability.std(ddof=1)) / math.sqrt(repetitions))
+    return out
+
+
+def _lower(value: tuple[float, float]) -> float:
+    mean, error = value
+    return mean - VERIFY_Z * error
+
+
+def _weakest(powers: dict) -> float:
+    """The family's power: its weakest direction's lower confidence bound, mean - VERIFY_Z standard errors
+    (0 when no direction can be built at this TV: nothing is claimed then)."""
+    return min(_lower(v) for v in powers.values()) if powers else 0.0
+
+
+def _search_target(power: float, repetitions: int) -> float:
+    """The mean power a search aims at so that the final check's lower bound (VERIFY_Z standard errors at
+    ``repetitions`` samples) is expected to clear ``power``."""
+    return min(1 - 1e-9, power + VERIFY_Z * math.sqrt(power * (1 - power) / repetitions))
 
 
 def _search_eps(detected, low: float, high: float, precision: float = 1.02) -> float:
@@ -300,6 +356,20 @@ def _search_eps(detected, low: float, high: float, precision: float = 1.02) -> f
         mid = math.sqrt(low * high)
         low, high = (low, mid) if detected(mid) else (mid, high)
     return high
+
+
+def _claim_record(test, m, alpha, power, eps, values, repetitions) -> Detectable:
+    hardest = min(values, key=lambda k: _lower(values[k])) if values else None
+    measured, error = values[hardest] if hardest else (0.0, 0.0)
+    if _weakest(values) < power:
+        return Detectable(1.0, test, m, alpha, power, "nothing: the test does not reach this power in every "
+                          "direction of the family at any TV < 1", hardest, measured, error, repetitions,
+                          tuple(values))
+    return Detectable(float(eps), test, m, alpha, power,
+                      f"TV of the joint law, over the direction family {sorted(values)}; power of the real decision "
+                      f">= {measured:.4f} in each (Monte Carlo error {error:.4f}, {repetitions} samples per direction, "
+                      f"claimed where mean - {VERIFY_Z:g} errors >= {power:g}); not a bound over every law", hardest,
+                      measured, error, repetitions, tuple(values))
 
 
 def detectable_tv(
@@ -334,12 +404,15 @@ def detectable_tv(
                            "(every verdict that is not a pass is inconclusive)", None, 0.0, 0.0, 0, tuple(names))
         _CACHE[key] = claim
         return claim
-    # coarse: the approximate power; fine: the real decision's law, on the directions that come close
-    coarse = _search_eps(lambda e: _approximately_detected(test, p0, shape, m, alpha, power, e, names), 1e-4, 0.999)
+    target = _search_target(power, repetitions)
+    # coarse: the approximate power; fine: the real decision's law (one null simulation at this m serves all eps)
+    coarse = _search_eps(lambda e: _approximately_detected(test, p0, shape, m, alpha, target, e, names), 1e-4, 0.999,
+                         precision=1.05)
     search_reps = min(SEARCH_REPETITIONS, repetitions)
 
-    def detected(eps, names=names, reps=search_reps):
-        return min(_family_power(test, p0, shape, m, alpha, eps, names, reps, statistics).values()) >= power
+    def detected(eps):
+        values = _family_power(test, p0, shape, m, alpha, eps, names, search_reps, statistics)
+        return bool(values) and min(v[0] for v in values.values()) >= target
 
     low, high = coarse, coarse
     while high < 0.999 and not detected(high):
@@ -349,22 +422,10 @@ def detectable_tv(
     eps = _search_eps(detected, low, high) if low < high else high
     while True:  # the claim: every direction at eps, at the full repetitions
         values = _family_power(test, p0, shape, m, alpha, eps, names, repetitions, statistics, seed=1)
-        hardest = min(values, key=values.get)
-        if values[hardest] >= power or eps >= 0.999:
+        if _weakest(values) >= power or eps >= 0.999:
             break
         eps = min(0.999, eps * GROWTH)
-    measured = values[hardest]
-    error = math.sqrt(max(measured * (1 - measured), 1.0 / repetitions) / repetitions)
-    if measured < power:
-        claim = Detectable(1.0, test, m, alpha, power, "nothing: the test does not reach this power in every "
-                           "direction of the family at any TV < 1", hardest, measured, error, repetitions,
-                           tuple(values))
-    else:
-        claim = Detectable(float(eps), test, m, alpha, power,
-                           f"TV of the joint law, over the direction family {sorted(values)}; power of the real "
-                           f"decision >= {measured:.4f} in each (Monte Carlo error {error:.4f}, {repetitions} samples "
-                           "per direction); not a bound over every law", hardest, measured, error, repetitions,
-                           tuple(values))
+    claim = _claim_record(test, m, alpha, power, eps, values, repetitions)
     _CACHE[key] = claim
     return claim
 
@@ -401,11 +462,18 @@ def min_detectable_tv(
     return detectable_tv(test, num_samples, alpha, power, probs=probs, statistics=statistics).tv
 
 
+_PROBIT_CLIP = 1e-5
+
+
+def _probit(value: float) -> float:
+    return float(stats.norm.ppf(min(max(value, _PROBIT_CLIP), 1 - _PROBIT_CLIP)))
+
+
 def samples_for_tv(tv: float, test: str = "pearson", alpha: float = 1e-4, power: float = DEFAULT_POWER,
                    probs=None, statistics=None) -> int:
-    """Smallest num_samples (to ~3%) at which every direction of the family at TV ``tv`` is rejected with
-    probability >= power by the real decision: bracketed with the approximate power, then searched with the
-    real decision's law, and checked at the full repetitions."""
+    """Smallest num_samples (to a factor SAMPLES_PRECISION) at which every direction of the family at TV ``tv``
+    is rejected with probability >= power by the real decision, checked as min_detectable_tv's claim is (every
+    direction, VERIFY_REPETITIONS samples, lower bound mean - VERIFY_Z errors): see the module docstring."""
     if not isinstance(tv, (int, float)) or not 0 < tv <= 1:
         raise ValueError(f"tv must be in (0, 1], got {tv!r}")
     _check_arguments(1, alpha, power)
@@ -418,6 +486,8 @@ def samples_for_tv(tv: float, test: str = "pearson", alpha: float = 1e-4, power:
         if not laws:
             raise ValueError("every statistic is degenerate: no sample size detects anything")
         return max(samples_for_tv(tv, "pearson", alpha / len(statistics), power, probs=law) for _, law in laws)
+    if test not in JOINT_TESTS + ("auto",):
+        raise ValueError(f"unknown test {test!r}; expected one of {gof.TESTS}")
     p0, shape = _as_table(probs)
     if p0 is None:
         raise ValueError(f"samples_for_tv({test!r}) needs probs")
@@ -427,40 +497,59 @@ def samples_for_tv(tv: float, test: str = "pearson", alpha: float = 1e-4, power:
         return _CACHE[key]
     eps = min(float(tv), 0.999)
     names = list(directions.DIRECTIONS)
+    target = _search_target(power, VERIFY_REPETITIONS)
+    goal = _probit(power)
 
-    def approximately(m):
-        return _approximately_detected(test, p0, shape, m, alpha, power, eps, names)
+    def approximate_score(m):  # search aid: the family's weakest approximate power, probit scale
+        powers = _approximate_powers(test, p0, shape, m, alpha, eps, names)
+        return min(_probit(v) for v in powers.values()) if powers else -np.inf
 
-    def detected(m, reps=SEARCH_REPETITIONS, seed=0):
+    def checked_score(m):  # the full check at m: the weakest lower bound, probit scale (>= goal: m detects tv)
         if not _decision_law(test, p0, m, alpha, statistics, shape).resolves:
-            return False
-        return min(_family_power(test, p0, shape, m, alpha, eps, names, reps, statistics, seed).values()) >= power
+            return -np.inf
+        values = _family_power(test, p0, shape, m, alpha, eps, names, VERIFY_REPETITIONS, statistics, seed=1)
+        return _probit(_weakest(values)) if values else -np.inf
 
-    low, high = 1, max(16, int(1.0 / (eps * eps)))  # no test detects TV eps with fewer than ~ 1 / eps^2 samples
-    while not approximately(high):
-        low, high = high, high * 2
+    def solve(offset, low, high):  # smallest m in (low, high] whose aid score + offset reaches the goal
+        while high - low > max(1, low // 100):
+            mid = int(math.sqrt(low * high)) if low > 0 else high // 2
+            mid = min(max(mid, low + 1), high - 1)
+            low, high = (low, mid) if approximate_score(mid) + offset >= goal else (mid, high)
+        return high
+
+    # bracket with the aid alone (cheap): no test detects TV eps with fewer than ~ 1 / eps^2 samples
+    high = max(16, int(1.0 / (eps * eps)))
+    while not approximate_score(high) >= _probit(target):
+        high *= 2
         if high > 10**9:
             raise ValueError(f"no sample size up to 1e9 detects TV {tv} with {test}")
-    low, high = max(low, high // 2), high
-    while high - low > max(1, low // 50):
-        mid = (low + high) // 2
-        low, high = (low, mid) if approximately(mid) else (mid, high)
-    m = high
-    low, high = m, m
-    while not detected(high):
-        low, high = high, int(high * 1.25) + 1
-        if high > 10**9:
+    m = solve(_probit(target) - goal, max(1, high // 2), high) if high > 16 else high
+    # each full check needs its own null simulation: secant steps on (log m, checked - aid score)
+    failed, passed, checks = 0, None, 0
+    while True:
+        score = checked_score(m)
+        checks += 1
+        if score >= goal:
+            passed = m if passed is None else min(passed, m)
+        else:
+            failed = max(failed, m)
+        if passed is not None and (passed <= failed * SAMPLES_PRECISION or checks >= MAX_SAMPLE_CHECKS):
+            break
+        if passed is None and m > 10**9:
             raise ValueError(f"no sample size up to 1e9 detects TV {tv} with {test}")
-    while low > 2 and detected(low):
-        low, high = int(low / 1.25), low
-    while high - low > max(1, low // 30):
-        mid = (low + high) // 2
-        low, high = (low, mid) if detected(mid) else (mid, high)
-    m = high
-    while not detected(m, VERIFY_REPETITIONS, seed=1):
-        m = int(math.ceil(m * GROWTH))
-    _CACHE[key] = m
-    return m
+        aid = approximate_score(m)
+        offset = score - aid if np.isfinite(score) and np.isfinite(aid) else 0.0
+        low, high = failed, passed if passed is not None else m * 4
+        guess = solve(offset, max(low, 1), high) if np.isfinite(aid) else high
+        if passed is None:  # still no pass: at least GROWTH above the last failure
+            guess = max(guess, int(math.ceil(failed * GROWTH)) + 1)
+        # stay strictly inside the bracket, away from its ends
+        guess = min(max(guess, int(failed * 1.02) + 1), (passed - 1) if passed is not None else guess)
+        if passed is not None and guess * SAMPLES_PRECISION >= passed:
+            break  # the secant predicts no gain worth a null simulation
+        m = guess
+    _CACHE[key] = passed
+    return passed
 
 
 def least_favourable(p0, eps: float) -> np.ndarray:
