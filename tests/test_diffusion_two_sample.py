@@ -50,6 +50,20 @@ def test_min_detectable_ks_shrinks_like_root_n():
     assert math.isclose(a / b, 2.0, rel_tol=1e-9)
 
 
+def test_min_detectable_ks_two_sample_bound():
+    """The two-sample claim carries both samples' DKW deviations (alpha split over the two), the one-sample claim
+    one; both exceed ks_2samp's / kstest's own critical value at alpha / k."""
+    n, alpha, k = 10_000, 1e-3, 32
+    two = min_detectable_ks(n, alpha, k)
+    expected = 2 * (math.sqrt(math.log(4 * k / alpha) / (2 * n)) + math.sqrt(math.log(4 / 0.01) / (2 * n)))
+    assert math.isclose(two, expected, rel_tol=1e-12)
+    one = min_detectable_ks(n, alpha, k, one_sample=True)
+    assert one < two / 1.9
+    assert one > stats.kstwo.isf(alpha / k, n)  # above the one-sample exact critical value
+    assert two > stats.kstwobign.isf(alpha / k) * math.sqrt(2 / n)  # above the two-sample asymptotic one
+    assert min_detectable_ks(n, alpha, k, num_samples_y=4 * n) < two
+
+
 def test_residual_mass_matches_quadrature():
     """S = p (1 - Phi(u* - delta)) - (1 - Phi(u*)) against numerical integration of max(p phi(u - delta) - phi(u), 0)."""
     for p, delta in [(1.0, 0.3), (0.5, 1.0), (0.9, 2.5), (0.05, 0.7), (1.0, 1e-3)]:

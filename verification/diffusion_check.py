@@ -119,7 +119,8 @@ def check_exact_diffusion(sampler, target, num_samples: int | None = None, alpha
         alpha=alpha,
         passed=bool(result.p_value > alpha),
         num_samples=n,
-        min_detectable_ks=min_detectable_ks(n, alpha, num_tests),
+        # one-sample KS against the exact law's CDFs; two-sample (the reference has n samples too) otherwise
+        min_detectable_ks=min_detectable_ks(n, alpha, num_tests, one_sample=law is not None),
         mean_rounds=float(rounds.double().mean()) if n else float("nan"),
         mean_queries=float(queries.double().mean()) if n else float("nan"),
         details=details,

@@ -47,17 +47,23 @@ def bonferroni(p_values: list[float]) -> float:
 
 
 def min_detectable_ks(num_samples: int, alpha: float, num_tests: int = 1, power: float = 0.99,
-                      num_samples_y: int | None = None) -> float:
-    """Sup-distance between CDFs that a TWO-sample KS test (n and m samples) at level alpha / num_tests detects
-    with the given power; a bound, not an approximation.
+                      num_samples_y: int | None = None, one_sample: bool = False) -> float:
+    """Sup-distance between CDFs that a KS test at level alpha / num_tests detects with the given power; a bound,
+    not an approximation.  Two-sample (default: n = num_samples and m = num_samples_y or n samples, scipy's
+    ks_2samp), or one-sample against an exact CDF (one_sample=True: scipy's kstest).
 
-    DKW (Massart's constant) on each sample: P(sup |F_n - F| > sqrt(log(2 / d) / (2 n))) <= d.  Under H0,
-    D = sup |F_n - G_m| <= dev_x + dev_y, so with alpha / num_tests split over the two samples the critical value
-    of D is at most c = sqrt(log(4 k / alpha) / (2 n)) + sqrt(log(4 k / alpha) / (2 m)) (ks_2samp's exact one is
-    smaller, which only adds power).  Under an alternative at sup-distance delta, D >= delta - dev_x - dev_y, and
-    with probability >= power both deviations are under sqrt(log(4 / (1 - power)) / (2 n)) (resp. m).
+    DKW (Massart's constant) on each sample: P(sup |F_n - F| > sqrt(log(2 / d) / (2 n))) <= d.
+    Two-sample: under H0, D = sup |F_n - G_m| <= dev_x + dev_y, so with alpha / num_tests split over the two
+    samples the critical value of D is at most c = sqrt(log(4 k / alpha) / (2 n)) + sqrt(log(4 k / alpha) / (2 m))
+    (ks_2samp's own is smaller, exact or asymptotic: the Kolmogorov tail is below 2 exp(-2 x^2), which only
+    adds power).  Under an alternative at sup-distance delta, D >= delta - dev_x - dev_y, and with probability
+    >= power both deviations are under sqrt(log(4 / (1 - power)) / (2 n)) (resp. m).
+    One-sample: c = sqrt(log(2 k / alpha) / (2 n)) and one deviation, under sqrt(log(2 / (1 - power)) / (2 n)).
+    benchmarks/power_soundness.py measures the two-sample claim with sliced KS at d = 16.
     """
     n = max(int(num_samples), 1)
+    if one_sample:
+        return math.sqrt(math.log(2 * num_tests / alpha) / (2 * n)) + math.sqrt(math.log(2 / (1 - power)) / (2 * n))
     m = n if num_samples_y is None else max(int(num_samples_y), 1)
     level = math.log(4 * num_tests / alpha)
     miss = math.log(4 / (1 - power))
