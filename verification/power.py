@@ -221,13 +221,19 @@ class _DecisionLaw:
         self.p0, self.m = p0, m
         self.model, _ = gof.decision_model(test, p0.reshape(shape) if shape else p0, m, alpha, statistics, shape)
         self.r, self.b, self.resolves = gof.mc_plan(self.model.cost, alpha)
-        self.null = np.zeros(0)
-        if self.resolves and not self.model.degenerate:
-            generator = np.random.default_rng([0x9A55, m])
-            chunk = max(64, int(2_000_000 // max(self.model.row_elements, 1)))
-            self.null = np.sort(np.concatenate([
-                self.model.statistic(self.model.draw(generator, min(chunk, self.b - start)))
-                for start in range(0, self.b, chunk)]))
+        self._null = None  # drawn on first use: whether alpha resolves is known without it
+
+    @property
+    def null(self) -> np.ndarray:
+        if self._null is None:
+            self._null = np.zeros(0)
+            if self.resolves and not self.model.degenerate:
+                generator = np.random.default_rng([0x9A55, self.m])
+                chunk = max(64, int(2_000_000 // max(self.model.row_elements, 1)))
+                self._null = np.sort(np.concatenate([
+                    self.model.statistic(self.model.draw(generator, min(chunk, self.b - start)))
+                    for start in range(0, self.b, chunk)]))
+        return self._null
 
     def reject_probability(self, counts: np.ndarray) -> np.ndarray:
         """counts [R, K] -> probability [R] that the real decision rejects each row."""
