@@ -39,6 +39,7 @@ __all__ = [
     "check_positions",
     "placeholder_marginals",
     "at_positions",
+    "PrefixRows",
 ]
 
 
@@ -132,6 +133,117 @@ def placeholder_marginals(partial: torch.Tensor, q: int, dtype: torch.dtype = to
     return out
 
 
+class PrefixRows:
+    """Query rows given as prefixes of drafts, without writing them out ([R, n] each round).
+
+    base [A, n] (partial assignments), columns / values / drafted [A, K] (drafted: which slots are
+    real), owner [R] in 0..A-1 and length [R] in 0..K: row r is base[owner[r]] with
+    columns[owner[r], m] pinned to values[owner[r], m] for every drafted slot m < length[r].  Drafted
+    columns must be free in base and distinct within a row (the counting wrapper checks).
+    ``materialise()`` writes the rows out; structured oracles answer from base and the deltas instead.
+    """
+
+    def __init__(self, base: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, drafted: torch.Tensor,
+                 owner: torch.Tensor, length: torch.Tensor):
+        self.base, self.columns, self.values, self.drafted = base, columns, values, drafted
+        self.owner, self.length = owner, length
+        self._slots: torch.Tensor | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.owner.shape[0])
+
+    @property
+    def n(self) -> int:
+        return int(self.base.shape[1])
+
+    def active(self) -> torch.Tensor:
+        """[R, K]: which slots row r pins (drafted and before its length)."""
+        K = self.columns.shape[1]
+        steps = torch.arange(K, device=self.columns.device)
+        return self.drafted[self.owner] & (steps.unsqueeze(0) < self.length.unsqueeze(1))
+
+    def slots(self) -> torch.Tensor:
+        """[A, n]: the drafted slot of each column (K where none)."""
+        if self._slots is None:
+            A, K = self.columns.shape
+            n = self.n
+            out = torch.full((A, n + 1), K, dtype=torch.long, device=self.base.device)
+            target = torch.where(self.drafted, self.columns, torch.full_like(self.columns, n))
+            out.scatter_(1, target, torch.arange(K, device=self.base.device).expand(A, K).contiguous())
+            self._slots = out[:, :n]
+        return self._slots
+
+    def pins_at(self, positions: torch.Tensor) -> torch.Tensor:
+        """positions [R, k] (values in 0..n-1) -> each row's pinned value there, -1 where free: [R, k]."""
+        owner = self.owner.unsqueeze(1).expand_as(positions)
+        base_pin = self.base[owner, positions]
+        K = self.columns.shape[1]
+        if K == 0:
+            return base_pin
+        slot = self.slots()[owner, positions]
+        from_draft = self.values[owner, slot.clamp(max=K - 1)]
+        pinned_here = (slot < self.length.unsqueeze(1)) & (base_pin < 0)
+        return torch.where(pinned_here, from_draft, base_pin)
+
+    def materialise(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The rows written out ([R, n], or [len(rows), n] for the listed rows)."""
+        owner = self.owner if rows is None else self.owner[rows]
+        length = self.length if rows is None else self.length[rows]
+        K = self.columns.shape[1]
+        x = self.base[owner]
+        if K == 0:
+            return x
+        mask = self.drafted[owner] & (torch.arange(K, device=x.device).unsqueeze(0) < length.unsqueeze(1))
+        n = x.shape[1]
+        padded = torch.cat([x, x.new_full((x.shape[0], 1), -1)], dim=1)
+        padded.scatter_(1, torch.where(mask, self.columns[owner], torch.full_like(mask, n, dtype=torch.long)), self.values[owner])
+        return padded[:, :n]
+
+    def subset(self, rows: torch.Tensor) -> "PrefixRows":
+        out = PrefixRows(self.base, self.columns, self.values, self.drafted, self.owner[rows], self.length[rows])
+        out._slots = self._slots
+        return out
+
+
+def check_prefix_rows(rows: object, n: int, q: int) -> PrefixRows:
+    """Validate a PrefixRows query (shapes, ranges, drafted columns free in base and distinct per row)."""
+    if not isinstance(rows, PrefixRows):
+        raise TypeError(f"rows must be a PrefixRows, got {type(rows).__name__}")
+    base = check_partial(rows.base, n, q, "rows.base")
+    A = base.shape[0]
+    for name in ("columns", "values", "owner", "length"):
+        value = getattr(rows, name)
+        if not isinstance(value, torch.Tensor) or value.dtype.is_floating_point or value.dtype == torch.bool:
+            raise TypeError(f"rows.{name} must be an integer tensor")
+    if not isinstance(rows.drafted, torch.Tensor) or rows.drafted.dtype != torch.bool:
+        raise TypeError("rows.drafted must be a bool tensor [A, K]")
+    if rows.columns.dim() != 2 or rows.columns.shape[0] != A or rows.values.shape != rows.columns.shape or \
+            rows.drafted.shape != rows.columns.shape:
+        raise ValueError(f"rows.columns, rows.values and rows.drafted must all have shape [{A}, K], got "
+                         f"{list(rows.columns.shape)}, {list(rows.values.shape)}, {list(rows.drafted.shape)}")
+    K = rows.columns.shape[1]
+    if rows.owner.dim() != 1 or rows.length.shape != rows.owner.shape:
+        raise ValueError(f"rows.owner and rows.length must have shape [R], got {list(rows.owner.shape)}, {list(rows.length.shape)}")
+    if rows.owner.numel() and bool(((rows.owner < 0) | (rows.owner >= A)).any()):
+        raise ValueError(f"rows.owner must lie in [0, {A - 1}]")
+    if rows.length.numel() and bool(((rows.length < 0) | (rows.length > K)).any()):
+        raise ValueError(f"rows.length must lie in [0, {K}]")
+    if K and bool(rows.drafted.any()):
+        cols, vals = rows.columns[rows.drafted], rows.values[rows.drafted]
+        if bool(((cols < 0) | (cols >= n)).any()) or bool(((vals < 0) | (vals >= q)).any()):
+            raise ValueError(f"drafted rows.columns must lie in [0, {n - 1}] and rows.values in [0, {q - 1}]")
+        if bool((base.gather(1, rows.columns.clamp(0, n - 1))[rows.drafted] >= 0).any()):
+            raise ValueError("a drafted column is already pinned in rows.base (drafted columns must be free)")
+        counts = torch.zeros((A, n + 1), dtype=torch.long, device=base.device)
+        counts.scatter_add_(1, torch.where(rows.drafted, rows.columns, torch.full_like(rows.columns, n)),
+                            torch.ones_like(rows.columns))
+        if bool((counts[:, :n] > 1).any()):
+            raise ValueError("rows.columns repeats a drafted column within a row")
+    rows.base = base
+    return rows
+
+
 class ConditionalOracle:
     """Base class for exact oracles: implement ``answer(partial) -> OracleAnswer``.
 
@@ -150,6 +262,11 @@ class ConditionalOracle:
     def answer_at(self, partial: torch.Tensor, positions: torch.Tensor) -> OracleAnswer:
         dense = self.answer(partial)
         return OracleAnswer(at_positions(dense.marginals, positions.to(dense.marginals.device)), dense.feasible)
+
+    def answer_prefixes(self, rows: PrefixRows, positions: torch.Tensor) -> OracleAnswer:
+        """Laws at positions [R, k] of the rows a PrefixRows describes: [R, k, q].  By default the rows
+        are written out and ``answer_at`` answers them; structured oracles answer from base and deltas."""
+        return self.answer_at(rows.materialise(), positions)
 
     def query(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None,
               positions: torch.Tensor | None = None) -> OracleAnswer:
@@ -264,12 +381,36 @@ class CountingOracle(ConditionalOracle):
         answer.marginals = self._validated(answer.marginals, partial, positions)
         return answer
 
+    def query_prefixes(self, rows: PrefixRows, sample_ids: torch.Tensor | None = None,
+                       positions: torch.Tensor | None = None) -> torch.Tensor:
+        """One round asking the rows a ``PrefixRows`` describes (R rows, R queries, as ``query`` on them
+        written out) at positions [R, k]: -> [R, k, q].  An oracle with its own ``answer_prefixes``
+        answers from base and deltas; any other gets the rows written out."""
+        rows = check_prefix_rows(rows, self.n, self.q)
+        if positions is None:
+            raise ValueError("query_prefixes needs positions [R, k]")
+        positions = check_positions(positions, rows.num_rows, self.n)
+        inner = self.inner
+        if not (isinstance(inner, ConditionalOracle) and type(inner).query is ConditionalOracle.query
+                and type(inner).answer_prefixes is not ConditionalOracle.answer_prefixes):
+            return self.query(rows.materialise(), sample_ids, positions).marginals
+        self.counter.charge(rows.num_rows, sample_ids)
+        self._last, self._last_dense = rows, None
+        marginals = inner.answer_prefixes(rows, positions).marginals
+        return self._validated(marginals, rows, positions, pins=rows.pins_at(positions))
+
     def reread(self, rows: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """More positions of rows the last call asked: rows [R] (indices into that call's batch),
         positions [R, k] -> [R, k, q].  No round is charged: a query answers its whole row of
         conditionals, the caller had only read part of it."""
         if self._last is None:
             raise RuntimeError("reread() reads the answer of the last call; no call has been made")
+        if isinstance(self._last, PrefixRows):  # the last call was query_prefixes on an oracle answering them
+            rows = rows.to(device=self._last.base.device, dtype=torch.long)
+            subset = self._last.subset(rows)
+            positions = check_positions(positions, subset.num_rows, self.n)
+            marginals = self.inner.answer_prefixes(subset, positions).marginals
+            return self._validated(marginals, subset, positions, pins=subset.pins_at(positions))
         rows = rows.to(device=self._last.device, dtype=torch.long)
         partial = self._last[rows]
         positions = check_positions(positions, partial.shape[0], self.n)
@@ -290,10 +431,17 @@ class CountingOracle(ConditionalOracle):
         if tuple(marginals.shape) != expected:
             raise OracleError(f"{who} returned shape {list(marginals.shape)}, expected {list(expected)} ([B, n, q])")
 
-    def _validated(self, marginals: object, partial: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        """The answer, checked: finite, non-negative laws summing to 1, one-hot at pinned coordinates."""
+    def _validated(self, marginals: object, partial, positions: torch.Tensor | None = None,
+                   pins: torch.Tensor | None = None) -> torch.Tensor:
+        """The answer, checked: finite, non-negative laws summing to 1, one-hot at pinned coordinates.
+        partial: [B, n], or a PrefixRows with pins (its values at positions) given."""
         who = f"oracle {self.name!r}"
-        if positions is None:
+        if pins is not None:
+            if not isinstance(marginals, torch.Tensor) or tuple(marginals.shape) != (*positions.shape, self.q):
+                shape = list(marginals.shape) if isinstance(marginals, torch.Tensor) else type(marginals).__name__
+                raise OracleError(f"{who} returned {shape} for positions {list(positions.shape)}, expected "
+                                  f"{[*positions.shape, self.q]} ([R, k, q])")
+        elif positions is None:
             self._check_shape(marginals, (partial.shape[0], self.n, self.q))
             pins = partial
         else:
@@ -317,7 +465,7 @@ class CountingOracle(ConditionalOracle):
             coord = coordinate(row, coord)
             raise OracleError(
                 f"{who} returned a non-finite law for coordinate {coord} of query row {row} "
-                f"(pinning {partial[row].tolist()}); infeasible pinnings must get a finite placeholder"
+                f"(pinning {_row(partial, row)}); infeasible pinnings must get a finite placeholder"
             )
         if bool((marginals < -self.tolerance).any()):
             row, j, value = torch.nonzero(marginals < -self.tolerance)[0].tolist()
@@ -344,3 +492,9 @@ class CountingOracle(ConditionalOracle):
                     f"{row} mass {mass_on_pin[row, j].item():.6g} on its pinned value, expected 1"
                 )
         return marginals.clamp(min=0.0)
+
+
+def _row(partial, row: int) -> list[int]:
+    if isinstance(partial, PrefixRows):
+        return partial.materialise(torch.tensor([row], device=partial.owner.device))[0].tolist()
+    return partial[row].tolist()

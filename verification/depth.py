@@ -134,16 +134,32 @@ class DepthConfig:
     sequential_samples_large: int = 1
     family_max_n: dict = field(default_factory=dict)  # family -> largest n run (quick: neural to 256)
     fixed_max_n: int | None = None  # largest n for fixed block sizes (quick: 1024; 4096 runs the adaptive policy)
-    fixed_samples_large: int | None = None  # cap on samples for fixed block sizes at n >= 4096 (quick: 1)
+    fixed_samples_large: int | None = None  # cap on samples for fixed block sizes at n >= 4096
+    rel_halfwidth: float | None = None  # adaptive samples: extend a cell until its 95% half-width <= this * mean
+    max_samples: dict = field(default_factory=dict)  # n -> cap on a cell's samples when extending (default 4x)
+
+
+QUICK_SAMPLES = 32  # --quick: samples per cell at every n (then extended where the interval is wider than +-15%)
+QUICK_REL_HALFWIDTH = 0.15
+SEED_OFFSET = {"sequential": 0, "token": 0, "sequence": 1_000_003}  # token and sequence records: independent draws
 
 
 def _default_samples(n: int, quick: bool) -> int:
     if quick:
-        return 8 if n <= 256 else 4 if n <= 1024 else 2
+        return QUICK_SAMPLES
     return max(8, min(64, (64 * 256) // n))
 
 
-def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dict:
+def _within(x: np.ndarray, rel: float) -> bool:
+    mean, lo, hi = _mean_ci(x)
+    return x.size >= 2 and (hi - lo) / 2 <= rel * abs(mean) or (x.size >= 1 and lo == hi)
+
+
+def _print(*args) -> None:
+    print(*args, flush=True)
+
+
+def run_depth(config: DepthConfig, out_dir: str | None = None, log=_print) -> dict:
     """Run the grid; returns {"meta", "records", "fits"} (and writes <out_dir>/depth.json as it goes)."""
     results = {"meta": {"device": config.device, "torch": torch.__version__, "ns": config.ns, "families": config.families,
                         "fixed_block_sizes": config.fixed, "adaptive_policies": list(config.adaptive_policies) if config.adaptive else [],
@@ -178,10 +194,15 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
                         num = config.samples.get(n, _default_samples(n, True))
                     sampler = make_sampler(kind, policy if policy != "-" else 1, config.device)
                     rounds, queries, wall, calls_max = [], [], 0.0, 0
-                    chunk = max(1, min(num, config.chunk_floats // (8 * n * oracle.q * (17 if policy in ADAPTIVE_POLICIES else int(policy if policy != "-" else 0) + 1))))
-                    rng = Randomness(config.seed, device=config.device)
-                    for start in range(0, num, chunk):
-                        size = min(chunk, num - start)
+                    # prefix queries keep a round's memory O(samples * n) (no [rows, n] prefixes), so chunks are by n only
+                    chunk = max(1, min(num, config.chunk_floats // (8 * n * oracle.q)))
+                    rng = Randomness(config.seed + SEED_OFFSET[kind], device=config.device)
+                    cap = config.max_samples.get(n, 4 * num) if config.rel_halfwidth else num
+                    drawn = 0
+                    while drawn < num or (config.rel_halfwidth and drawn < cap and not (kind == "sequential" and n >= 1024)
+                                          and not _within(np.concatenate(rounds).astype(float), config.rel_halfwidth)):
+                        size = min(chunk, (num - drawn) if drawn < num else max(1, min(num // 2, cap - drawn)))
+                        drawn += size
                         if config.device.startswith("cuda"):
                             torch.cuda.synchronize()
                         t0 = time.perf_counter()
@@ -196,13 +217,16 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=print) -> dic
                     rm, rlo, rhi = _mean_ci(r)
                     rsd = float(r.std(ddof=1)) if r.size > 1 else 0.0
                     qm, qlo, qhi = _mean_ci(qq)
+                    resolved = _within(r, config.rel_halfwidth) if config.rel_halfwidth else None
                     record = {"family": family, "n": n, "sampler": kind, "policy": policy, "num_samples": int(r.size),
+                              "seed": config.seed + SEED_OFFSET[kind],
+                              "initial_samples": int(num), "within_rel_halfwidth": resolved, "rel_halfwidth": config.rel_halfwidth,
                               "rounds_mean": rm, "rounds_ci": [rlo, rhi], "rounds_sd": rsd, "queries_mean": qm, "queries_ci": [qlo, qhi],
                               "rounds_max": float(r.max()), "wall_s": wall, "wall_per_round_s": wall / max(calls_max, 1),
                               "device": config.device, "halves": _halves(r, qq)}
                     results["records"].append(record)
-                    log(f"  {family:12s} n={n:5d} {kind:10s} block={policy:8s} rounds {rm:9.1f} [{rlo:.1f}, {rhi:.1f}]"
-                        f"  queries {qm:10.1f}  {wall:6.2f}s")
+                    log(f"  {family:12s} n={n:5d} {kind:10s} block={policy:8s} N={r.size:3d} rounds {rm:9.1f} [{rlo:.1f}, {rhi:.1f}]"
+                        f" (+-{100 * (rhi - rlo) / 2 / max(abs(rm), 1e-300):.1f}%)  queries {qm:10.1f}  {wall:6.2f}s")
                     results["meta"]["wall_clock_s"] = time.perf_counter() - started
                     if path:
                         results["fits"] = fit_exponents(results["records"])
@@ -282,6 +306,21 @@ def fit_exponents(records: list[dict], min_n: int = 16) -> list[dict]:
     return fits
 
 
+EQUIVALENCE = 0.10  # "equal": the difference's 95% interval lies within +-10% of the token-level mean
+
+
+def _welch_p(a: dict, b: dict) -> float:
+    """Two-sided Welch t-test p-value of mean rounds a = b (scipy.stats.ttest_ind_from_stats)."""
+    from scipy import stats
+
+    if a["num_samples"] < 2 or b["num_samples"] < 2:
+        return float("nan")
+    if a.get("rounds_sd", 0.0) == 0 and b.get("rounds_sd", 0.0) == 0:
+        return 1.0 if a["rounds_mean"] == b["rounds_mean"] else 0.0
+    return float(stats.ttest_ind_from_stats(a["rounds_mean"], a["rounds_sd"], a["num_samples"], b["rounds_mean"],
+                                            b["rounds_sd"], b["num_samples"], equal_var=False).pvalue)
+
+
 def _difference_ci(a: dict, b: dict) -> tuple[float, float, float]:
     """Mean rounds a - b with a Welch 95% interval (independent samples; sd from the records)."""
     from scipy import stats
@@ -314,11 +353,15 @@ def comparisons(records: list[dict]) -> list[dict]:
             tok = by.get((family, n, "token", policy))
             if tok is not None:
                 diff, lo, hi = _difference_ci(r, tok)
+                band = EQUIVALENCE * tok["rounds_mean"]
                 verdict = ("holds (significant)" if hi < 0 else "holds (equal)" if lo == hi == 0 else
-                           "violated (significant)" if lo > 0 else "not resolved (CI contains 0)")
+                           "violated (significant)" if lo > 0 else
+                           f"resolved: equal within {EQUIVALENCE:.0%} (CI inside +-{band:.1f})" if -band <= lo and hi <= band else
+                           "not resolved (CI contains 0)")
                 rows.append({"claim": "sequence <= token", "family": family, "n": n, "sampler": sampler, "policy": policy,
                              "holds": r["rounds_mean"] <= tok["rounds_mean"], "rounds": r["rounds_mean"], "baseline": tok["rounds_mean"],
-                             "difference": diff, "difference_ci": [lo, hi], "verdict": verdict,
+                             "difference": diff, "difference_ci": [lo, hi], "verdict": verdict, "p_value": _welch_p(r, tok),
+                             "independent": r.get("seed") != tok.get("seed"),
                              "samples": [r["num_samples"], tok["num_samples"]]})
     return rows
 
@@ -343,6 +386,15 @@ def rule_notes(versus: list[dict]) -> list[str]:
     return notes
 
 
+def _rel(r: dict) -> float:
+    """95% half-width of a record's rounds as a percentage of its mean."""
+    return 100 * (r["rounds_ci"][1] - r["rounds_ci"][0]) / 2 / max(abs(r["rounds_mean"]), 1e-300)
+
+
+def _load(values) -> str:
+    return ", ".join(f"{v:.2f}" for v in values) if values else "?"
+
+
 def format_table(results: dict) -> str:
     lines = ["", "Fitted exponents: log(mean rounds) ~ slope * log(n)   (theory: sequential 1, token 2/3, sequence 1/2; lower bound 1/3)",
              f"{'family':12s} {'sampler':10s} {'policy':10s} {'slope':>7s} {'95% interval':>18s} {'theory':>7s} {'work slope':>10s}"]
@@ -353,11 +405,24 @@ def format_table(results: dict) -> str:
     if records:
         top = max(r["n"] for r in records)
         lines += ["", f"At n = {top}: mean rounds (95% CI) and queries per sample (one query = one row of conditionals [n, q]: n * q counting queries)",
-                  f"{'family':12s} {'sampler':10s} {'policy':10s} {'rounds':>10s} {'95% CI':>20s} {'queries':>11s} {'s/round':>9s}"]
+                  f"{'family':12s} {'sampler':10s} {'policy':10s} {'N':>4s} {'rounds':>10s} {'95% CI':>20s} {'+-%':>6s} {'queries':>11s} {'s/round':>9s}"]
         for r in records:
             if r["n"] == top:
-                lines.append(f"{r['family']:12s} {r['sampler']:10s} {r['policy']:10s} {r['rounds_mean']:10.1f} "
-                             f"[{r['rounds_ci'][0]:8.1f}, {r['rounds_ci'][1]:8.1f}] {r['queries_mean']:11.1f} {r['wall_per_round_s']:9.4f}")
+                lines.append(f"{r['family']:12s} {r['sampler']:10s} {r['policy']:10s} {r['num_samples']:4d} {r['rounds_mean']:10.1f} "
+                             f"[{r['rounds_ci'][0]:8.1f}, {r['rounds_ci'][1]:8.1f}] {_rel(r):6.1f} {r['queries_mean']:11.1f} {r['wall_per_round_s']:9.4f}")
+        rel = next((r["rel_halfwidth"] for r in records if r.get("rel_halfwidth")), None)
+        if rel:
+            wide = [r for r in records if r.get("within_rel_halfwidth") is False]
+            lines += ["", f"Intervals: {len(records) - len(wide)}/{len(records)} cells have a 95% half-width within +-{rel:.0%} of the mean "
+                      "(samples extended up to 4x where needed; sequential at n >= 1024: one sample, depth n by construction)"]
+            for r in wide:
+                lines.append(f"  NOT RESOLVED: {r['family']} n={r['n']} {r['sampler']}/{r['policy']}: {r['num_samples']} samples, "
+                             f"rounds {r['rounds_mean']:.1f} [{r['rounds_ci'][0]:.1f}, {r['rounds_ci'][1]:.1f}] (+-{_rel(r):.1f}%)")
+        meta = results.get("meta", {})
+        if meta.get("wall_clock_s") is not None:
+            load = meta.get("load_average_start"), meta.get("load_average_end")
+            lines.append(f"Wall clock {meta['wall_clock_s']:.0f} s on {meta.get('cpu_count')} cores, {meta.get('torch_threads')} torch thread(s); "
+                         f"load average at start {_load(load[0])}, at end {_load(load[1])}")
     claims = comparisons(records)
     failed = [c for c in claims if not c["holds"]]
     lines += ["", f"Claims checked (on means): {len(claims)}; failing: {len(failed)}"]
@@ -365,11 +430,14 @@ def format_table(results: dict) -> str:
         lines.append(f"  NOT: {c['claim']} for {c['family']} n={c['n']} {c['sampler']}/{c['policy']}: {c['rounds']:.1f} vs {c['baseline']:.1f}")
     versus = [c for c in claims if c["claim"] == "sequence <= token"]
     if versus:
-        lines += ["", "Sequence-level minus token-level mean rounds (Welch 95% CI), n >= 256:",
-                  f"{'family':12s} {'n':>5s} {'policy':10s} {'sequence':>9s} {'token':>9s} {'difference':>11s} {'95% CI':>20s}  verdict"]
+        lines += ["", "Sequence-level minus token-level mean rounds, n >= 256: Welch two-sample test (independent seeds), "
+                  "95% CI and two-sided p-value",
+                  f"{'family':12s} {'n':>5s} {'policy':10s} {'sequence':>9s} {'token':>9s} {'N seq/tok':>9s} {'difference':>11s} "
+                  f"{'95% CI':>20s} {'p':>9s}  verdict"]
         for c in versus:
-            lines.append(f"{c['family']:12s} {c['n']:5d} {c['policy']:10s} {c['rounds']:9.1f} {c['baseline']:9.1f} {c['difference']:11.2f} "
-                         f"[{c['difference_ci'][0]:8.2f}, {c['difference_ci'][1]:8.2f}]  {c['verdict']}")
+            lines.append(f"{c['family']:12s} {c['n']:5d} {c['policy']:10s} {c['rounds']:9.1f} {c['baseline']:9.1f} "
+                         f"{c['samples'][0]:>4d}/{c['samples'][1]:<4d} {c['difference']:11.2f} "
+                         f"[{c['difference_ci'][0]:8.2f}, {c['difference_ci'][1]:8.2f}] {c.get('p_value', float('nan')):9.2g}  {c['verdict']}")
         lines += [f"  note: {line}" for line in rule_notes(versus)]
     return "\n".join(lines)
 
@@ -465,8 +533,8 @@ QUICK_NS = [2**k for k in range(4, 13)]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help="n = 16, 64, 256, 1024, 4096, few samples; fixed blocks to n = 1024, the adaptive policy to 4096, "
-                             "neural to 256 (about 7 minutes on a loaded 2-core CPU)")
+                        help="n = 16, 64, 256, 1024, 4096, 32 samples per cell, extended (up to 4x) until the rounds' 95%% interval "
+                             "is within +-15%% of the mean; fixed blocks to n = 1024, the adaptive policy to 4096, neural to 256")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--out", default="reports/depth", help="folder for depth.json (default reports/depth)")
     parser.add_argument("--families", default=",".join(list(FAMILIES) + ["neural"]),
@@ -549,7 +617,7 @@ def _run_from_args(args) -> int:
         raise _Usage(f"--out {args.out}: cannot create that folder ({error.strerror or error})") from None
     config = DepthConfig(ns=ns, families=families, fixed=fixed, samples=samples, device=device,
                          samplers=samplers, adaptive_policies=policies, seed=args.seed,
-                         fixed_samples_large=1 if (args.quick and args.samples is None) else None,
+                         rel_halfwidth=QUICK_REL_HALFWIDTH if (args.quick and args.samples is None) else None,
                          family_max_n={"neural": 256} if args.quick else {}, fixed_max_n=1024 if args.quick else None)
     print(f"depth grid on {device}: n = {ns}, families = {families}")
     results = run_depth(config, args.out)

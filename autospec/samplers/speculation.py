@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from autospec.oracles import CountingOracle
+from autospec.oracles import CountingOracle, PrefixRows
 from autospec.randomness import RandomSource
 from autospec.samplers.base import Sampler
 from autospec.samplers.block_size import BlockSizePolicy, as_block_policy
@@ -118,18 +118,14 @@ class SpeculativeSampler(Sampler):
             tokens = round_rng.categorical(draft).to(device) if K > 0 else torch.zeros((A, 0), dtype=torch.long, device=device)
 
             # 2. One round: the target conditionals at prefixes 0..lengths that still have a coordinate to ask about.
-            # prefix j pins the drafted slots m < j
-            pins = (steps[:K].unsqueeze(0) < steps.unsqueeze(1)).unsqueeze(0) & drafted.unsqueeze(1)  # [A, K+1, K]
-            prefixes = _write(
-                x_a.unsqueeze(1).expand(A, K + 1, n), positions[:, :K].unsqueeze(1).expand(A, K + 1, K),
-                tokens.unsqueeze(1).expand(A, K + 1, K), pins,
-            )
+            # Row (a, j) is prefix j of sample a: x_a with its drafted slots m < j pinned to their tokens.
             asked = (steps.unsqueeze(0) <= lengths.unsqueeze(1)) & in_range  # [A, K+1]
+            owner, prefix_length = torch.nonzero(asked, as_tuple=True)  # row order: row-major over (a, j)
             row_of = torch.full((A, K + 1), -1, dtype=torch.long, device=device)
-            row_of[asked] = torch.arange(int(asked.sum()), device=device)
+            row_of[owner, prefix_length] = torch.arange(owner.numel(), device=device)
+            rows = PrefixRows(x_a, positions[:, :K], tokens, drafted, owner, prefix_length)
             # Each prefix is read at its own slot now; the accepted one is read again below for the next draft.
-            answers = oracle.marginals(prefixes[asked], sample_ids=active.unsqueeze(1).expand(A, K + 1)[asked],
-                                       positions=positions[asked].unsqueeze(1))  # [rows, 1, q]
+            answers = _ask_prefixes(oracle, rows, active[owner], positions[owner, prefix_length].unsqueeze(1))  # [rows, 1, q]
             # target[a, j] = law of positions[a, j] given prefix j  ([A, K+1, q]); unasked slots: point mass
             slot_law = answers[row_of.clamp(min=0), 0]
             target = torch.where(asked.unsqueeze(-1), slot_law, _point_mass(A, K + 1, q, device))
@@ -162,6 +158,15 @@ class SpeculativeSampler(Sampler):
                 base[active[going]] = oracle.reread(rows, ahead)
             t[active] = t_next
             first_round = False
+
+def _ask_prefixes(oracle, rows: PrefixRows, sample_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """One round over the prefix rows: the counting wrapper's query_prefixes (structured oracles answer
+    from x and the drafted deltas, never writing the [rows, n] prefixes out); any other oracle object
+    gets the rows written out."""
+    if hasattr(oracle, "query_prefixes"):
+        return oracle.query_prefixes(rows, sample_ids=sample_ids, positions=positions)
+    return oracle.marginals(rows.materialise(), sample_ids=sample_ids, positions=positions)
+
 
 def _write(x: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Copy of x [..., n] with x[..., columns] = values where mask ([..., m] each).

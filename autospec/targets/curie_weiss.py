@@ -107,11 +107,34 @@ class CurieWeissOracle(ConditionalOracle):
         """Laws of coordinates positions [B, k]: [B, k, 2] (every free coordinate has the same law)."""
         partial, positions = partial.to(self.device), positions.to(self.device)
         B, k = positions.shape
-        p1 = self.probability_of_one(partial)
+        f = (partial < 0).sum(1)
+        c = (partial == 1).sum(1)
+        return self._laws(f, c, partial.gather(1, positions))
+
+    def _laws(self, f: torch.Tensor, c: torch.Tensor, pins: torch.Tensor) -> OracleAnswer:
+        """Free count f [B], count of ones c [B], the pins at the asked positions [B, k] -> [B, k, 2]."""
+        B, k = pins.shape
+        table, start = self._table()
+        index = (start[f] + c).clamp(max=table.numel() - 1)
+        p1 = torch.where(f > 0, table[index], torch.zeros_like(table[index]))
         law = torch.stack([1 - p1, p1], -1).unsqueeze(1).expand(B, k, 2)
-        pins = partial.gather(1, positions)
         feasible = torch.ones(B, dtype=torch.bool, device=self.device)
         return OracleAnswer(torch.where((pins < 0).unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
+
+    def answer_prefixes(self, rows, positions: torch.Tensor) -> OracleAnswer:
+        """Prefix rows (``PrefixRows``): the counts of x plus those of the drafted slots before each length."""
+        positions = positions.to(self.device)
+        base = rows.base.to(self.device)
+        f_base, c_base = (base < 0).sum(1), (base == 1).sum(1)
+        drafted = rows.drafted.to(self.device).to(torch.long)
+        ones = drafted * (rows.values.to(self.device) == 1).to(torch.long)
+        zero = drafted.new_zeros(drafted.shape[0], 1)
+        pinned_before = torch.cat([zero, drafted.cumsum(1)], 1)  # [A, K+1]: drafted slots < j
+        ones_before = torch.cat([zero, ones.cumsum(1)], 1)
+        owner, length = rows.owner.to(self.device), rows.length.to(self.device)
+        f = f_base[owner] - pinned_before[owner, length]
+        c = c_base[owner] + ones_before[owner, length]
+        return self._laws(f, c, rows.pins_at(positions))
 
 
 def _log_binomial(n: int, k: torch.Tensor) -> torch.Tensor:

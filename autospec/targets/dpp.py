@@ -152,19 +152,22 @@ class DPPOracle(ConditionalOracle):
         self.outer = (self.features.unsqueeze(2) * self.features.unsqueeze(1)).reshape(self.n, r * r)  # [n, r^2]
         self.scale = float(self.outer.reshape(self.n, r, r).diagonal(dim1=1, dim2=2).sum())  # trace of the full Gram
 
-    def answer(self, partial: torch.Tensor) -> OracleAnswer:
-        partial = partial.to(self.device)
-        B, n = partial.shape
-        r = self.target.r
-        eye = torch.eye(r, dtype=torch.float64, device=self.device)
+    def _kernel(self, partial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q [B, r, r] (P(i in Y | pins) = b_i^T Q b_i for free i) and feasible [B]: O(B n r^2), then O(B r^3)."""
         included = (partial == 1).to(torch.float64)
         free = partial < 0
+        return self._kernel_from(included @ self.outer, free.to(torch.float64) @ self.outer, included.sum(1).to(torch.long))
+
+    def _kernel_from(self, gram_a: torch.Tensor, gram_f: torch.Tensor, num_included: torch.Tensor):
+        """Q and feasible from the Gram sums over included and over free items ([B, r^2] each)."""
+        B = gram_a.shape[0]
+        r = self.target.r
+        eye = torch.eye(r, dtype=torch.float64, device=self.device)
         tol = _RANK_TOL * max(self.scale, 1e-300)
-        gram_a = (included @ self.outer).reshape(B, r, r)
-        gram_f = (free.to(torch.float64) @ self.outer).reshape(B, r, r)
+        gram_a, gram_f = gram_a.reshape(B, r, r), gram_f.reshape(B, r, r)
         lam, U = torch.linalg.eigh(gram_a)
         spanned = lam > tol
-        feasible = spanned.sum(1) == included.sum(1).to(torch.long)
+        feasible = spanned.sum(1) == num_included
         keep = (~spanned).to(torch.float64)
         Pi = (U * keep.unsqueeze(1)) @ U.transpose(1, 2)  # projector off the span of the included features
         H = Pi @ gram_f @ Pi
@@ -175,9 +178,63 @@ class DPPOracle(ConditionalOracle):
         else:
             M = H + eye
         M = torch.where(feasible.view(B, 1, 1), M, eye.expand(B, r, r))
-        Q = Pi @ torch.linalg.inv(M) @ Pi  # [B, r, r]
+        return Pi @ torch.linalg.inv(M) @ Pi, feasible  # [B, r, r]
+
+    def answer(self, partial: torch.Tensor) -> OracleAnswer:
+        partial = partial.to(self.device)
+        B, n = partial.shape
+        r = self.target.r
+        Q, feasible = self._kernel(partial)
         p1 = (Q.reshape(B, r * r) @ self.outer.T).clamp(0.0, 1.0)  # [B, n]: b_i^T Q b_i
         law = torch.stack([1 - p1, p1], -1)
         answer = placeholder_marginals(partial, 2)
-        good = free & feasible.unsqueeze(1)
+        good = (partial < 0) & feasible.unsqueeze(1)
         return OracleAnswer(torch.where(good.unsqueeze(-1), law, answer), feasible)
+
+    def answer_at(self, partial: torch.Tensor, positions: torch.Tensor) -> OracleAnswer:
+        """Laws at positions [B, k] only: the same Q as ``answer`` (the Gram sums over the pins, O(B n r^2)),
+        then b_i^T Q b_i at the k asked items (O(B k r^2) instead of O(B n r^2) and no [B, n, 2] answer)."""
+        partial, positions = partial.to(self.device), positions.to(self.device)
+        Q, feasible = self._kernel(partial)
+        b = self.features[positions]  # [B, k, r]
+        p1 = ((b @ Q) * b).sum(-1).clamp(0.0, 1.0)  # [B, k]
+        law = torch.stack([1 - p1, p1], -1)
+        pins = partial.gather(1, positions)
+        good = (pins < 0) & feasible.unsqueeze(1)
+        return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
+
+    def answer_prefixes(self, rows, positions: torch.Tensor) -> OracleAnswer:
+        """Prefix rows (``PrefixRows``): rank-one updates of x's Gram sums by the drafted items, no [R, n] row.
+
+        Row r includes x's ones plus the drafted ones before its length, and leaves free x's free items
+        other than the drafted ones plus the drafted items from its length on: both Gram sums are x's
+        (O(A n r^2), once per sample) plus cumulative sums over the drafted slots (O(A K r^2)), additions only.
+        """
+        positions = positions.to(self.device)
+        base = rows.base.to(self.device)
+        A, n = base.shape
+        owner, length = rows.owner.to(self.device), rows.length.to(self.device)
+        K = rows.columns.shape[1]
+        drafted = rows.drafted.to(self.device)
+        columns = rows.columns.to(self.device)
+        included = (base == 1).to(torch.float64)
+        free = torch.cat([(base < 0).to(torch.float64), base.new_zeros((A, 1), dtype=torch.float64)], 1)
+        if K:  # drafted items leave x's free set (undrafted slots write the scratch column n); rows add back slots >= length
+            free.scatter_(1, torch.where(drafted, columns, torch.full_like(columns, n)), 0.0)
+        free = free[:, :n]
+        r2 = self.outer.shape[1]
+        gram_a, gram_f = included @ self.outer, free @ self.outer  # [A, r^2]
+        slot_outer = self.outer[columns] * drafted.unsqueeze(-1).to(torch.float64)  # [A, K, r^2]
+        ones = (rows.values.to(self.device) == 1) & drafted
+        zero = slot_outer.new_zeros(A, 1, r2)
+        ones_before = torch.cat([zero, (slot_outer * ones.unsqueeze(-1)).cumsum(1)], 1)  # [A, K+1, r^2]: slots < j
+        from_slot = torch.cat([slot_outer.flip(1).cumsum(1).flip(1), zero], 1)  # [A, K+1, r^2]: slots >= j
+        count_before = torch.cat([ones.new_zeros(A, 1, dtype=torch.long), ones.to(torch.long).cumsum(1)], 1)
+        Q, feasible = self._kernel_from(gram_a[owner] + ones_before[owner, length], gram_f[owner] + from_slot[owner, length],
+                                        (base == 1).sum(1)[owner] + count_before[owner, length])
+        b = self.features[positions]  # [R, k, r]
+        p1 = ((b @ Q) * b).sum(-1).clamp(0.0, 1.0)
+        law = torch.stack([1 - p1, p1], -1)
+        pins = rows.pins_at(positions)
+        good = (pins < 0) & feasible.unsqueeze(1)
+        return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)

@@ -151,18 +151,7 @@ class MarkovChainOracle(ConditionalOracle):
         value = partial.clamp(min=0)
         left_value = value.gather(1, left.clamp(min=0))
         right_value = value.gather(1, right.clamp(max=n - 1))
-        has_left, has_right = left >= 0, right < n
-        from_left = torch.where(
-            has_left.unsqueeze(-1),
-            self.powers[(positions - left).clamp(min=0), left_value],  # T^(i-L)[x_L, :]
-            self.marginals_[positions],
-        )
-        from_right = torch.where(
-            has_right.unsqueeze(-1),
-            self.powers_t[(right - positions).clamp(min=0), right_value],  # T^(R-i)[:, x_R]
-            torch.ones_like(from_left),
-        )
-        numerators = from_left * from_right
+        numerators = self._numerators(positions, left, right, left_value, right_value)
 
         def feasible() -> torch.Tensor:  # each pin against the previous pin (strictly before it)
             previous = torch.cat([left_all.new_full((B, 1), -1), left_all[:, :-1]], dim=1)
@@ -174,9 +163,51 @@ class MarkovChainOracle(ConditionalOracle):
             )
             return torch.where(pinned, link > 0, torch.ones_like(pinned)).all(1)
 
+        return self._finish(numerators, partial.gather(1, positions), feasible, placeholder_if_infeasible)
+
+    def answer_prefixes(self, rows, positions: torch.Tensor) -> OracleAnswer:
+        """Prefix rows (``PrefixRows``): the nearest pins of x (scans over [A, n], once per sample) and the
+        nearest drafted pins before each length ([R, k, K] comparisons): never a [R, n] row."""
+        positions = positions.to(self.device)
+        base = rows.base.to(self.device)
+        A, n = base.shape
+        owner = rows.owner.to(self.device)
+        pinned = base >= 0
+        index = torch.arange(n, device=self.device).expand(A, n)
+        left_all = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
+        right_all = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
+        rows_of = owner.unsqueeze(1).expand_as(positions)
+        left, right = left_all[rows_of, positions], right_all[rows_of, positions]
+        K = rows.columns.shape[1]
+        if K:
+            active = rows.active().unsqueeze(1)  # [R, 1, K]
+            columns = rows.columns.to(self.device)[owner].unsqueeze(1)  # [R, 1, K]
+            at = positions.unsqueeze(-1)
+            left = torch.maximum(left, torch.where(active & (columns <= at), columns, torch.full_like(columns, -1)).amax(-1))
+            right = torch.minimum(right, torch.where(active & (columns >= at), columns, torch.full_like(columns, n)).amin(-1))
+        left_value = rows.pins_at(left.clamp(min=0)).clamp(min=0)
+        right_value = rows.pins_at(right.clamp(max=n - 1)).clamp(min=0)
+        numerators = self._numerators(positions, left, right, left_value, right_value)
+        return self._finish(numerators, rows.pins_at(positions), lambda: self.answer_at(rows.materialise(), positions[:, :0]).feasible, False)
+
+    def _numerators(self, positions, left, right, left_value, right_value) -> torch.Tensor:
+        n = self.n
+        has_left, has_right = left >= 0, right < n
+        from_left = torch.where(
+            has_left.unsqueeze(-1),
+            self.powers[(positions - left).clamp(min=0), left_value],  # T^(i-L)[x_L, :]
+            self.marginals_[positions],
+        )
+        from_right = torch.where(
+            has_right.unsqueeze(-1),
+            self.powers_t[(right - positions).clamp(min=0), right_value],  # T^(R-i)[:, x_R]
+            torch.ones_like(from_left),
+        )
+        return from_left * from_right
+
+    def _finish(self, numerators, pins, feasible, placeholder_if_infeasible: bool) -> OracleAnswer:
         totals = numerators.sum(-1, keepdim=True)
         conditional = numerators / torch.where(totals > 0, totals, torch.ones_like(totals))
-        pins = partial.gather(1, positions)
         good = (pins < 0) & (totals.squeeze(-1) > 0)
         if placeholder_if_infeasible:
             feasible = feasible()

@@ -165,8 +165,29 @@ class XorOracle(ConditionalOracle):
             masks = (bits.to(torch.long) * weights).sum(-1)  # [C, S] solutions as bit masks
             self.groups.append((variables.to(self.device), bits.to(self.device), masks.to(self.device), weights.to(self.device)))
 
+        # Per variable: its component and its slot there; per component its variables (padded with the
+        # scratch column n) and its solutions as bit masks (padded with -1: never agrees), for positional answers.
+        C, g_max = len(target.components), max(len(c) for c in target.components)
+        s_max = max(sol.shape[0] for sol in target.solutions)
+        comp_of = torch.zeros(self.n, dtype=torch.long)
+        slot_of = torch.zeros(self.n, dtype=torch.long)
+        comp_vars = torch.full((C, g_max), self.n, dtype=torch.long)
+        comp_masks = torch.full((C, s_max), -1, dtype=torch.long)
+        for c, comp in enumerate(target.components):
+            comp_of[comp] = c
+            slot_of[comp] = torch.arange(len(comp))
+            comp_vars[c, :len(comp)] = torch.tensor(comp)
+            sol = target.solutions[c]
+            comp_masks[c, :sol.shape[0]] = (sol.to(torch.long) << torch.arange(len(comp))).sum(-1)
+        self.comp_of, self.slot_of = comp_of.to(self.device), slot_of.to(self.device)
+        self.comp_vars, self.comp_masks = comp_vars.to(self.device), comp_masks.to(self.device)
+        self.slot_weights = (2 ** torch.arange(g_max, dtype=torch.long)).to(self.device)
+
     def answer(self, partial: torch.Tensor) -> OracleAnswer:
         partial = partial.to(self.device)
+        return OracleAnswer(*self._dense(partial))
+
+    def _dense(self, partial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, n = partial.shape
         padded = torch.cat([partial, partial.new_full((B, 1), -1)], 1)
         p1 = torch.full((B, n + 1), 0.5, dtype=torch.float64, device=self.device)
@@ -185,7 +206,49 @@ class XorOracle(ConditionalOracle):
         law = torch.stack([1 - p1, p1], -1)
         answer = placeholder_marginals(partial, 2)
         good = (partial < 0) & feasible.unsqueeze(1)
-        return OracleAnswer(torch.where(good.unsqueeze(-1), law, answer), feasible)
+        return torch.where(good.unsqueeze(-1), law, answer), feasible
+
+    def answer_at(self, partial: torch.Tensor, positions: torch.Tensor) -> OracleAnswer:
+        """Laws at positions [B, k] only: each asked coordinate's law depends on its own component alone
+        (components are independent), so the cost is O(B k S g) with S, g the component's solutions and size.
+
+        A row whose pins are infeasible in another component still gets this component's conditional at
+        the asked coordinate (finite, as with the Markov chain); feasibility (every component) is computed
+        when read.  An asked coordinate whose own component is infeasible gets the placeholder.
+        """
+        partial, positions = partial.to(self.device), positions.to(self.device)
+        B = partial.shape[0]
+        padded = torch.cat([partial, partial.new_full((B, 1), -1)], 1)
+        return self._at(lambda variables: padded.gather(1, variables.reshape(B, -1)).reshape(variables.shape),
+                        positions, partial.gather(1, positions), lambda: self._dense(partial)[1])
+
+    def answer_prefixes(self, rows, positions: torch.Tensor) -> OracleAnswer:
+        """Prefix rows (``PrefixRows``): the asked coordinates' component variables read through the rows'
+        pins (x, then the drafted slots before each length), O(R k g): never a [R, n] row."""
+        positions = positions.to(self.device)
+        n = self.n
+        R = rows.num_rows
+
+        def pins_of(variables: torch.Tensor) -> torch.Tensor:  # [R, k, g], n = padding (free)
+            flat = variables.reshape(R, -1)
+            return torch.where(flat < n, rows.pins_at(flat.clamp(max=n - 1)), -1).reshape(variables.shape)
+
+        return self._at(pins_of, positions, rows.pins_at(positions), lambda: self._dense(rows.materialise())[1])
+
+    def _at(self, pins_of, positions: torch.Tensor, own: torch.Tensor, feasible) -> OracleAnswer:
+        comps = self.comp_of[positions]  # [B, k]
+        variables = self.comp_vars[comps]  # [B, k, g]
+        pins = pins_of(variables)
+        pinned = ((pins >= 0).to(torch.long) * self.slot_weights).sum(-1)  # [B, k] bit masks
+        ones = ((pins == 1).to(torch.long) * self.slot_weights).sum(-1)
+        masks = self.comp_masks[comps]  # [B, k, S]
+        agree = (((masks ^ ones.unsqueeze(-1)) & pinned.unsqueeze(-1)) == 0) & (masks >= 0)
+        count = agree.sum(-1)  # [B, k]
+        one_here = (masks >> self.slot_of[positions].unsqueeze(-1)) & 1
+        p1 = (agree & (one_here == 1)).sum(-1).to(torch.float64) / count.clamp(min=1).to(torch.float64)
+        law = torch.stack([1 - p1, p1], -1)
+        good = (own < 0) & (count > 0)
+        return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(own, 2)), feasible)
 
 
 def _components(n, equations):
