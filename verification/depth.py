@@ -137,6 +137,8 @@ class DepthConfig:
     fixed_samples_large: int | None = None  # cap on samples for fixed block sizes at n >= 4096
     rel_halfwidth: float | None = None  # adaptive samples: extend a cell until its 95% half-width <= this * mean
     max_samples: dict = field(default_factory=dict)  # n -> cap on a cell's samples when extending (default 4x)
+    resolve_min_n: int | None = None  # from this n on, extend token and sequence cells until their comparison resolves
+    resolve_max_samples: int = 256  # ... up to this many samples each
 
 
 QUICK_SAMPLES = 32  # --quick: samples per cell at every n (then extended where the interval is wider than +-15%)
@@ -181,6 +183,7 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=_print) -> di
                 continue
             target = make_target(family, n)
             oracle = target.oracle(config.device) if hasattr(target, "oracle") else target
+            cells: dict = {}  # (kind, policy) -> _Cell at this (family, n)
             for kind in config.samplers:
                 num = config.samples.get(n, _default_samples(n, True))
                 if kind == "sequential" and n >= 1024:
@@ -192,41 +195,21 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=_print) -> di
                         num = min(config.samples.get(n, _default_samples(n, True)), config.fixed_samples_large)
                     elif kind != "sequential":
                         num = config.samples.get(n, _default_samples(n, True))
-                    sampler = make_sampler(kind, policy if policy != "-" else 1, config.device)
-                    rounds, queries, wall, calls_max = [], [], 0.0, 0
-                    # prefix queries keep a round's memory O(samples * n) (no [rows, n] prefixes), so chunks are by n only
-                    chunk = max(1, min(num, config.chunk_floats // (8 * n * oracle.q)))
-                    rng = Randomness(config.seed + SEED_OFFSET[kind], device=config.device)
+                    cell = _Cell(family, n, kind, policy, oracle, config, num)
+                    cell.draw(num)
                     cap = config.max_samples.get(n, 4 * num) if config.rel_halfwidth else num
-                    drawn = 0
-                    while drawn < num or (config.rel_halfwidth and drawn < cap and not (kind == "sequential" and n >= 1024)
-                                          and not _within(np.concatenate(rounds).astype(float), config.rel_halfwidth)):
-                        size = min(chunk, (num - drawn) if drawn < num else max(1, min(num // 2, cap - drawn)))
-                        drawn += size
-                        if config.device.startswith("cuda"):
-                            torch.cuda.synchronize()
-                        t0 = time.perf_counter()
-                        out = sampler.sample(oracle, size, rng)
-                        if config.device.startswith("cuda"):
-                            torch.cuda.synchronize()
-                        wall += time.perf_counter() - t0
-                        rounds.append(out.rounds.cpu().numpy())
-                        queries.append(out.queries.cpu().numpy())
-                        calls_max += int(out.rounds.max())
-                    r, qq = np.concatenate(rounds).astype(float), np.concatenate(queries).astype(float)
-                    rm, rlo, rhi = _mean_ci(r)
-                    rsd = float(r.std(ddof=1)) if r.size > 1 else 0.0
-                    qm, qlo, qhi = _mean_ci(qq)
-                    resolved = _within(r, config.rel_halfwidth) if config.rel_halfwidth else None
-                    record = {"family": family, "n": n, "sampler": kind, "policy": policy, "num_samples": int(r.size),
-                              "seed": config.seed + SEED_OFFSET[kind],
-                              "initial_samples": int(num), "within_rel_halfwidth": resolved, "rel_halfwidth": config.rel_halfwidth,
-                              "rounds_mean": rm, "rounds_ci": [rlo, rhi], "rounds_sd": rsd, "queries_mean": qm, "queries_ci": [qlo, qhi],
-                              "rounds_max": float(r.max()), "wall_s": wall, "wall_per_round_s": wall / max(calls_max, 1),
-                              "device": config.device, "halves": _halves(r, qq)}
+                    while config.rel_halfwidth and cell.size < cap and not (kind == "sequential" and n >= 1024) \
+                            and not _within(cell.rounds(), config.rel_halfwidth):
+                        cell.draw(max(1, min(num // 2, cap - cell.size)))
+                    cells[(kind, policy)] = cell
+                    record = cell.record()
                     results["records"].append(record)
-                    log(f"  {family:12s} n={n:5d} {kind:10s} block={policy:8s} N={r.size:3d} rounds {rm:9.1f} [{rlo:.1f}, {rhi:.1f}]"
-                        f" (+-{100 * (rhi - rlo) / 2 / max(abs(rm), 1e-300):.1f}%)  queries {qm:10.1f}  {wall:6.2f}s")
+                    if kind == "sequence" and config.resolve_min_n and n >= config.resolve_min_n and ("token", policy) in cells:
+                        _resolve(cell, cells[("token", policy)], config.resolve_max_samples, results["records"], log)
+                        record = cell.record()
+                    rm, (rlo, rhi) = record["rounds_mean"], record["rounds_ci"]
+                    log(f"  {family:12s} n={n:5d} {kind:10s} block={policy:8s} N={record['num_samples']:3d} rounds {rm:9.1f} [{rlo:.1f}, {rhi:.1f}]"
+                        f" (+-{_rel(record):.1f}%)  queries {record['queries_mean']:10.1f}  {record['wall_s']:6.2f}s")
                     results["meta"]["wall_clock_s"] = time.perf_counter() - started
                     if path:
                         results["fits"] = fit_exponents(results["records"])
@@ -238,6 +221,80 @@ def run_depth(config: DepthConfig, out_dir: str | None = None, log=_print) -> di
     if path:
         _dump(results, path)
     return results
+
+
+class _Cell:
+    """One (family, n, sampler, policy) record's samples, drawn in chunks from one seeded stream (extendable)."""
+
+    def __init__(self, family, n, kind, policy, oracle, config, initial):
+        self.family, self.n, self.kind, self.policy, self.oracle, self.config = family, n, kind, policy, oracle, config
+        self.initial = initial
+        self.sampler = make_sampler(kind, policy if policy != "-" else 1, config.device)
+        self.seed = config.seed + SEED_OFFSET[kind]
+        self.rng = Randomness(self.seed, device=config.device)
+        # prefix queries keep a round's memory O(samples * n) (no [rows, n] prefixes), so chunks are by n only
+        self.chunk = max(1, config.chunk_floats // (8 * n * oracle.q))
+        self._rounds, self._queries, self.wall, self.calls_max = [], [], 0.0, 0
+
+    @property
+    def size(self) -> int:
+        return int(sum(r.size for r in self._rounds))
+
+    def rounds(self) -> np.ndarray:
+        return np.concatenate(self._rounds).astype(float)
+
+    def draw(self, count: int) -> None:
+        cuda = self.config.device.startswith("cuda")
+        while count > 0:
+            size = min(self.chunk, count)
+            count -= size
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = self.sampler.sample(self.oracle, size, self.rng)
+            if cuda:
+                torch.cuda.synchronize()
+            self.wall += time.perf_counter() - t0
+            self._rounds.append(out.rounds.cpu().numpy())
+            self._queries.append(out.queries.cpu().numpy())
+            self.calls_max += int(out.rounds.max())
+
+    def record(self) -> dict:
+        r, qq = self.rounds(), np.concatenate(self._queries).astype(float)
+        rm, rlo, rhi = _mean_ci(r)
+        qm, qlo, qhi = _mean_ci(qq)
+        rel = self.config.rel_halfwidth
+        out = {"family": self.family, "n": self.n, "sampler": self.kind, "policy": self.policy, "num_samples": int(r.size),
+               "seed": self.seed, "initial_samples": int(self.initial), "within_rel_halfwidth": _within(r, rel) if rel else None,
+               "rel_halfwidth": rel, "rounds_mean": rm, "rounds_ci": [rlo, rhi], "rounds_sd": float(r.std(ddof=1)) if r.size > 1 else 0.0,
+               "queries_mean": qm, "queries_ci": [qlo, qhi], "rounds_max": float(r.max()), "wall_s": self.wall,
+               "wall_per_round_s": self.wall / max(self.calls_max, 1), "device": self.config.device, "halves": _halves(r, qq)}
+        if getattr(self, "_record", None) is not None:
+            self._record.clear()
+            self._record.update(out)
+            return self._record
+        self._record = out
+        return out
+
+
+RESOLVE_P = 0.005  # a comparison being extended stops at p below this (room for Holm over the table's comparisons)
+
+
+def _resolved(sequence: dict, token: dict) -> bool:
+    diff, lo, hi = _difference_ci(sequence, token)
+    band = EQUIVALENCE * token["rounds_mean"]
+    return _welch_p(sequence, token) < RESOLVE_P or (-band <= lo and hi <= band)
+
+
+def _resolve(sequence: "_Cell", token: "_Cell", cap: int, records: list, log) -> None:
+    """Extend both cells (in steps of half their initial size) until the sequence-minus-token interval excludes 0
+    or lies inside +-EQUIVALENCE of the token mean, or both reach ``cap`` samples.  The records are updated in place."""
+    while not _resolved(sequence.record(), token.record()) and min(sequence.size, token.size) < cap:
+        step = max(1, sequence.initial // 2)
+        for cell in (sequence, token):
+            if cell.size < cap:
+                cell.draw(min(step, cap - cell.size))
+    token.record()
 
 
 def _dump(results, path):
@@ -354,16 +411,34 @@ def comparisons(records: list[dict]) -> list[dict]:
             if tok is not None:
                 diff, lo, hi = _difference_ci(r, tok)
                 band = EQUIVALENCE * tok["rounds_mean"]
-                verdict = ("holds (significant)" if hi < 0 else "holds (equal)" if lo == hi == 0 else
-                           "violated (significant)" if lo > 0 else
+                verdict = ("holds (equal)" if lo == hi == 0 else
                            f"resolved: equal within {EQUIVALENCE:.0%} (CI inside +-{band:.1f})" if -band <= lo and hi <= band else
-                           "not resolved (CI contains 0)")
+                           "not resolved")  # significance is decided below, on Holm-adjusted p-values
                 rows.append({"claim": "sequence <= token", "family": family, "n": n, "sampler": sampler, "policy": policy,
                              "holds": r["rounds_mean"] <= tok["rounds_mean"], "rounds": r["rounds_mean"], "baseline": tok["rounds_mean"],
                              "difference": diff, "difference_ci": [lo, hi], "verdict": verdict, "p_value": _welch_p(r, tok),
                              "independent": r.get("seed") != tok.get("seed"),
                              "samples": [r["num_samples"], tok["num_samples"]]})
+    _holm_verdicts([c for c in rows if c["claim"] == "sequence <= token"])
     return rows
+
+
+def _holm_verdicts(versus: list[dict], level: float = 0.05) -> None:
+    """Holm over every sequence-vs-token comparison of the table (statsmodels multipletests): a difference is
+    significant when its adjusted p < level; otherwise the verdict stays "equal within" or "not resolved"."""
+    from statsmodels.stats.multitest import multipletests
+
+    tested = [c for c in versus if not math.isnan(c["p_value"])]
+    if not tested:
+        return
+    adjusted = multipletests([c["p_value"] for c in tested], alpha=level, method="holm")[1]
+    for c, p in zip(tested, adjusted):
+        c["p_holm"] = float(p)
+        if p < level and c["verdict"] != "holds (equal)":
+            c["verdict"] = "holds (significant, Holm)" if c["difference"] < 0 else "violated (significant, Holm)"
+        elif c["verdict"] == "not resolved":
+            c["verdict"] = "not resolved (CI contains 0)" if c["difference_ci"][0] <= 0 <= c["difference_ci"][1] else \
+                "not resolved (not significant after Holm)"
 
 
 def rule_notes(versus: list[dict]) -> list[str]:
@@ -433,11 +508,11 @@ def format_table(results: dict) -> str:
         lines += ["", "Sequence-level minus token-level mean rounds, n >= 256: Welch two-sample test (independent seeds), "
                   "95% CI and two-sided p-value",
                   f"{'family':12s} {'n':>5s} {'policy':10s} {'sequence':>9s} {'token':>9s} {'N seq/tok':>9s} {'difference':>11s} "
-                  f"{'95% CI':>20s} {'p':>9s}  verdict"]
+                  f"{'95% CI':>20s} {'p':>9s} {'p (Holm)':>9s}  verdict"]
         for c in versus:
             lines.append(f"{c['family']:12s} {c['n']:5d} {c['policy']:10s} {c['rounds']:9.1f} {c['baseline']:9.1f} "
                          f"{c['samples'][0]:>4d}/{c['samples'][1]:<4d} {c['difference']:11.2f} "
-                         f"[{c['difference_ci'][0]:8.2f}, {c['difference_ci'][1]:8.2f}] {c.get('p_value', float('nan')):9.2g}  {c['verdict']}")
+                         f"[{c['difference_ci'][0]:8.2f}, {c['difference_ci'][1]:8.2f}] {c.get('p_value', float('nan')):9.2g} {c.get('p_holm', float('nan')):9.2g}  {c['verdict']}")
         lines += [f"  note: {line}" for line in rule_notes(versus)]
     return "\n".join(lines)
 
@@ -618,6 +693,7 @@ def _run_from_args(args) -> int:
     config = DepthConfig(ns=ns, families=families, fixed=fixed, samples=samples, device=device,
                          samplers=samplers, adaptive_policies=policies, seed=args.seed,
                          rel_halfwidth=QUICK_REL_HALFWIDTH if (args.quick and args.samples is None) else None,
+                         resolve_min_n=1024 if (args.quick and args.samples is None) else None,
                          family_max_n={"neural": 256} if args.quick else {}, fixed_max_n=1024 if args.quick else None)
     print(f"depth grid on {device}: n = {ns}, families = {families}")
     results = run_depth(config, args.out)
