@@ -7,9 +7,10 @@ Monte Carlo test of size R / ceil(R / alpha) <= alpha; with discrete statistics 
 observed value) it is below alpha, and the Holm family of the statistics path is conservative by construction
 (union bound), so only the upper side is asserted; the measured rate and its interval are printed (-s).
 
-Rows share the null draws of their seed in blocks (``BLOCK`` rows per seed), as check_exact would decide them with
-that seed; given the seed's draws a row's rejection probability varies around alpha by ~1/sqrt(R) relative, which
-inflates the variance of the count by a factor 1 + BLOCK * alpha / R (<= 1.01 here): the binomial interval holds.
+Rows share the null draws of their seed in blocks, as check_exact would decide them with that seed; given the
+seed's draws a row's rejection probability varies around alpha by ~1/sqrt(R) relative, which inflates the variance
+of a block's count by a factor 1 + rows * alpha / R; blocks of at most ``calibration.rows_per_null_seed(alpha)``
+= R / (10 alpha) rows keep it under 1.1, so the binomial interval holds.
 """
 
 import numpy as np
@@ -18,6 +19,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from autospec.targets import TabularTarget
 from verification import gof
+from verification.calibration import rows_per_null_seed
 
 DELTA = 1e-7  # two-sided level of each interval: a correct decision fails one cell with probability <= DELTA / 2
 BLOCK = 1000
@@ -28,9 +30,9 @@ def _measure(test, target, m, alphas, rows, seed=0, statistics=None):
     table = target.probs.numpy()
     probs = table.reshape(-1)
     counts = np.random.default_rng(seed).multinomial(m, probs, size=rows)
-    seeds = 1_000_000 * (seed + 1) + np.arange(rows) // BLOCK
     out = {}
     for alpha in alphas:
+        seeds = 1_000_000 * (seed + 1) + np.arange(rows) // min(BLOCK, rows_per_null_seed(alpha))
         d = gof.decide(test, counts, table, alpha, seed=seeds, statistics=statistics)
         out[alpha] = (int(d.reject.sum()), int(d.inconclusive.sum()))
     return out
@@ -50,9 +52,9 @@ def _measure_statistics(target, m, alphas, rows, seed=0):
         fold = np.zeros((probs.size, stat.probs.numel()))
         fold[np.arange(probs.size), value] = 1
         counts.append((cells @ fold).astype(np.int64))
-    seeds = 1_000_000 * (seed + 1) + np.arange(rows) // BLOCK
     out = {}
     for alpha in alphas:
+        seeds = 1_000_000 * (seed + 1) + np.arange(rows) // min(BLOCK, rows_per_null_seed(alpha))
         family, _ = gof.decide_statistics(counts, statistics, alpha, seed=seeds)
         out[alpha] = (int(family.reject.sum()), int(family.inconclusive.sum()))
     return out

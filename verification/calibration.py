@@ -34,7 +34,8 @@ from autospec import Randomness
 from verification import gof
 from verification.running import run_sampler, sampler_name
 
-__all__ = ["run_calibration", "default_pairs", "calibration_p_values", "run_far_tail_calibration", "far_tail_target"]
+__all__ = ["run_calibration", "default_pairs", "calibration_p_values", "run_far_tail_calibration", "far_tail_target",
+           "rows_per_null_seed"]
 
 CONSERVATIVE = ("marginals", "auto")
 
@@ -70,16 +71,20 @@ def calibration_p_values(sampler, target, test: str = "pearson", num_seeds: int 
     for block in range(num_seeds):
         cells = target.cell_index(values[block])
         observed = torch.bincount(cells, minlength=probs.size).numpy()
+        # each block is one check_exact(seed=...) call: its own Monte Carlo null draws.  Sharing one null stream
+        # over every block makes the p-values dependent (their common Monte Carlo error, ~0.08 at p ~ 0.5 under
+        # the Besag-Clifford stop, shifts them all together) and the KS check then fails on a correct sampler.
+        null_seed = seed * 100_003 + block
         if test == "pearson":
-            p = gof.pearson(observed, probs).p_value
+            p = gof.pearson(observed, probs, seed=null_seed).p_value
         elif test == "likelihood-ratio":
-            p = gof.likelihood_ratio(observed, probs).p_value
+            p = gof.likelihood_ratio(observed, probs, seed=null_seed).p_value
         elif test == "corrected":
-            p = gof.corrected_chisquare(observed, probs, seed=seed * 100_003 + block).p_value
+            p = gof.corrected_chisquare(observed, probs, seed=null_seed).p_value
         elif test == "marginals":
-            p = gof.marginal_tests(values[block], statistics).p_value
+            p = gof.marginal_tests(values[block], statistics, seed=null_seed).p_value
         elif test == "auto":
-            p = gof.auto_test(observed, probs, values[block], statistics, alpha=0.05, seed=block).p_value
+            p = gof.auto_test(observed, probs, values[block], statistics, alpha=0.05, seed=null_seed).p_value
         else:
             raise ValueError(f"unknown test {test!r}")
         p_values.append(p)
@@ -120,6 +125,12 @@ def run_calibration(pairs=None, tests=("pearson",), num_seeds: int = 200, num_sa
 
 
 # ---------------------------------------------------------------- far tail
+def rows_per_null_seed(alpha: float) -> int:
+    """The most null-sample rows that may share one seed's Monte Carlo draws at level alpha while the fail count
+    stays binomial to within 10% of its variance (see run_far_tail_calibration)."""
+    return max(1, int(gof.MC_RESOLUTION / (10 * alpha)))
+
+
 def far_tail_target():
     """The default far-tail table: sparse and peaked (625 cells, Dirichlet(0.3))."""
     from autospec.targets import TabularTarget
@@ -135,19 +146,23 @@ def run_far_tail_calibration(target=None, num_samples: int = 300, tests=("pearso
     whatever sampler produced the data).  Each row of the result: the fail count, the rate, its Clopper-Pearson
     interval at level ``interval`` (statsmodels ``proportion_confint``), and ``passed`` = the interval's lower end
     is <= alpha (not significantly liberal; Monte Carlo tests of discrete statistics may sit below alpha).
-    Rows share their seed's null draws in blocks of ``block`` (see tests/test_soundness_null.py)."""
+    Rows share their seed's null draws in blocks of at most ``block`` rows, and of at most
+    ``rows_per_null_seed(alpha)``: given one seed's draws a row's rejection probability varies around alpha by
+    ~1/sqrt(R) relative, which inflates the variance of a block's fail count by 1 + rows * alpha / R; blocks of
+    R / (10 alpha) rows keep that under 1.1, so the binomial interval holds (blocks of 1000 at alpha 1e-2 doubled
+    the variance, and the check failed a correct decision)."""
     from statsmodels.stats.proportion import proportion_confint
 
     target = far_tail_target() if target is None else target
     table = target.probs.numpy()
     counts = np.random.default_rng([seed, 7]).multinomial(num_samples, table.reshape(-1), size=rows)
-    seeds = 1_000_000 * (seed + 1) + np.arange(rows) // block
     out = []
     with single_thread():
         for test in tests:
             statistics = target.exact_statistics() if test in ("auto", "marginals") else None
             for alpha in alphas:
                 start = time.perf_counter()
+                seeds = 1_000_000 * (seed + 1) + np.arange(rows) // min(block, rows_per_null_seed(alpha))
                 d = gof.decide(test, counts, table, float(alpha), seed=seeds, statistics=statistics)
                 fails = int(d.reject.sum())
                 low, high = proportion_confint(fails, rows, alpha=1 - interval, method="beta")

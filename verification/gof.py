@@ -602,7 +602,9 @@ def _chunk_sizes(model: NullModel):
 
 
 def _generator(seed: int) -> np.random.Generator:
-    return np.random.default_rng([MC_SALT, int(seed)])
+    # seeds derived by int64 arithmetic (seed * prime + salt) may wrap negative; SeedSequence needs
+    # non-negative words, and mod 2**64 keeps every non-negative seed's stream unchanged
+    return np.random.default_rng([MC_SALT, int(seed) % 2**64])
 
 
 class _NullStream:
