@@ -203,8 +203,11 @@ def check_exact(
         raise ValueError(f"tolerance must be a number in (0, 1] (the TV a check must be able to see), got {tolerance!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    planned_tv = None  # the TV the planned budget was checked to detect (power.samples_for_tv)
     if num_samples is None:
         num_samples = default_num_samples(target, alpha, tv, test, statistics)
+        if tv is not None or num_samples < MAX_DEFAULT_SAMPLES:  # not capped: the plan's claim holds as checked
+            planned_tv = DEFAULT_TV if tv is None else float(tv)
     if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive int (or None for the planned default), got {num_samples!r}")
     out = run_sampler(sampler, target.oracle(device), num_samples, Randomness(seed, device=device))
@@ -227,7 +230,7 @@ def check_exact(
             result = gof.corrected_chisquare(observed, probs, alpha=alpha, seed=seed)
         else:
             result = (gof.pearson if kind == "pearson" else gof.likelihood_ratio)(observed, probs, alpha=alpha, seed=seed)
-        detectable = power.min_detectable_tv(kind, num_samples, alpha, **plan)
+        detectable, detectable_bounds = _detectable(kind, num_samples, alpha, plan, planned_tv)
         statistic, p_value, verdict = result.statistic, result.p_value, result.verdict
         tv_hat = gof.tv_plug_in(observed, probs)
         worst = _worst_cells(observed, probs, lambda i: [int(v) for v in np.unravel_index(i, (q,) * n)], "cell")
@@ -236,18 +239,18 @@ def check_exact(
                    "tv_bias_corrected": gof.tv_bias_corrected(observed, probs),
                    "min_detectable_tv_of": ("TV of some tested statistic's law" if kind == "marginals" else
                                             "TV of the joint law, over the direction family of verification.power"),
-                   "power": power.DEFAULT_POWER}
-        tv_upper = tv_upper_bound(tv_hat, q**n, num_samples)
+                   "min_detectable_tv_bounds": detectable_bounds, "power": power.DEFAULT_POWER}
+        tv_upper: float | None = tv_upper_bound(tv_hat, q**n, num_samples)
         if kind == "marginals":
-            statistics_tested = [s.name for s in stats_]
+            statistics_tested = [s.name for s in stats_ or ()]
             tv_upper, tv_of = None, "joint law (plug-in); the test itself only sees the statistics"
     else:
         stats_ = plan["statistics"]
         statistic, p_value, verdict, tv_hat, worst, details = _check_statistics(stats_, target, out.values, alpha, seed)
         test_name = "chi2-statistics-holm"
-        detectable = power.min_detectable_tv("marginals", num_samples, alpha, statistics=stats_)
+        detectable, detectable_bounds = _detectable("marginals", num_samples, alpha, plan, planned_tv)
         details.update(min_detectable_tv_of="TV of the law of some tested statistic (not the joint)",
-                       power=power.DEFAULT_POWER)
+                       min_detectable_tv_bounds=detectable_bounds, power=power.DEFAULT_POWER)
         statistics_tested = [s.name for s in stats_]
         tv_upper, tv_of = None, f"law of {details['tv_of']}"
     reason = None
@@ -275,12 +278,23 @@ def check_exact(
         mean_rounds=float(out.rounds.double().mean()) if num_samples else None,
         mean_queries=float(out.queries.double().mean()) if num_samples else None,
         details=details,
-        verdict=verdict,
+        verdict=str(verdict),
         reason=reason,
         tolerance=float(tolerance),
         tv_of=tv_of,
         statistics_tested=statistics_tested,
     )
+
+
+def _detectable(kind: str, num_samples: int, alpha: float, plan: dict, planned_tv: float | None) -> tuple[float, str]:
+    """(min_detectable_tv, what it bounds).  A budget planned by power.samples_for_tv for TV eps was checked there
+    (every direction of the family at eps, the real decision, full repetitions): its claim is eps itself, not a
+    second, separately simulated search that could land a few percent away."""
+    if planned_tv is not None:
+        return planned_tv, (f"planned: power.samples_for_tv checked that {num_samples} samples detect TV {planned_tv:g} "
+                            f"in every direction of its family with power >= {power.DEFAULT_POWER:g}")
+    claim = power.detectable_tv(kind, num_samples, alpha, power.DEFAULT_POWER, **plan)
+    return claim.tv, claim.bounds
 
 
 def _cell_index(values: torch.Tensor, q: int) -> torch.Tensor:

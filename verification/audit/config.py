@@ -15,8 +15,9 @@ __all__ = ["AuditConfig", "MODES", "cell_seed"]
 
 
 # Draft-model speculative decoding (verification.audit.controls), every rule, drafts made from the target.
-DRAFT_SPECULATIVE = ["DraftSpeculative(token)", "DraftSpeculative(block)", "DraftSpeculative(multi)",
-                     "DraftSpeculative(token,argmax)", "DraftSpeculative(block,argmax)", "DraftSpeculative(multi,mixed)"]
+DRAFT_SPECULATIVE = ["DraftSpeculative(token)", "DraftSpeculative(block)", "DraftSpeculative(specinfer)",
+                     "DraftSpeculative(spectr)", "DraftSpeculative(token,argmax)", "DraftSpeculative(block,argmax)",
+                     "DraftSpeculative(specinfer,mixed)", "DraftSpeculative(spectr,mixed)"]
 
 MODES: dict[str, dict[str, Any]] = {
     # quick: small enough for a fresh clone on two cores in a few minutes.

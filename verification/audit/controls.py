@@ -66,10 +66,17 @@ class TargetDraftSpeculative(Sampler):
 DRAFT_SAMPLERS = {
     "DraftSpeculative(token)": dict(rule="token"),
     "DraftSpeculative(block)": dict(rule="block"),
-    "DraftSpeculative(multi)": dict(rule="multi", num_drafts=2),
+    "DraftSpeculative(specinfer)": dict(rule="specinfer", num_drafts=2),
+    "DraftSpeculative(spectr)": dict(rule="spectr", num_drafts=2),
     "DraftSpeculative(token,argmax)": dict(rule="token", draft="argmax"),
     "DraftSpeculative(block,argmax)": dict(rule="block", draft="argmax"),
-    "DraftSpeculative(multi,mixed)": dict(rule="multi", num_drafts=2, draft="mixed"),
+    "DraftSpeculative(specinfer,mixed)": dict(rule="specinfer", num_drafts=2, draft="mixed"),
+    "DraftSpeculative(spectr,mixed)": dict(rule="spectr", num_drafts=2, draft="mixed"),
+}
+# earlier names, still accepted by --sampler / --only ("multi" was the SpecInfer rule's name before SpecTr came)
+DRAFT_SAMPLER_ALIASES = {
+    "DraftSpeculative(multi)": "DraftSpeculative(specinfer)",
+    "DraftSpeculative(multi,mixed)": "DraftSpeculative(specinfer,mixed)",
 }
 
 
@@ -130,6 +137,8 @@ def run_controls(spec: dict, seed: int) -> dict:
 def register_audit(registry) -> None:
     for key, kwargs in DRAFT_SAMPLERS.items():
         registry.register_sampler(key, lambda kwargs=kwargs: TargetDraftSpeculative(**kwargs))
+    for old, key in DRAFT_SAMPLER_ALIASES.items():
+        registry.register_sampler(old, lambda kwargs=DRAFT_SAMPLERS[key]: TargetDraftSpeculative(**kwargs))
     registry.register_stage(registry.Stage(
         "controls", plan_controls, run_controls,
         "Negative controls: inexact baselines, exact TV versus expected rounds", order=45))

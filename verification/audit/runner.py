@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 SCHEMA = "autospec-audit/1"
-FAILING_VERDICTS = ("fail", "missed", "error")
+FAILING_VERDICTS = ("fail", "missed", "error", "inconclusive")
 TIMING_FIELDS = ("elapsed_s", "computed_at", "run_id", "pid")
 
 
@@ -247,9 +247,10 @@ def environment() -> dict:
 def failing_cells(cells: dict[str, dict]) -> list[dict]:
     """Cells that fail the audit: fail and error, the cells of a mutant that no cell caught, and
     negative controls (inexact baselines) left undetected."""
-    caught = {c["sampler"] for c in cells.values() if c["verdict"] == "caught"}
+    caught = {c["sampler"] for c in cells.values() if c["verdict"] in ("caught", "flagged")}
     return [c for c in cells.values()
             if c["verdict"] in ("fail", "error") or (c["verdict"] == "missed" and c["sampler"] not in caught)
+            or (c["verdict"] == "inconclusive" and c["sampler"] not in caught)
             or (c["verdict"] == "undetected" and c.get("negative_control"))]
 
 
@@ -262,6 +263,7 @@ def _summary(cells: dict[str, dict]) -> dict:
         "counts": dict(sorted(counts.items())),
         "failures": [c["id"] for c in failures],
         "failing_samplers": sorted({c["sampler"] for c in failures if c["verdict"] in ("fail", "error")}),
+        "inconclusive": [c["id"] for c in failures if c["verdict"] == "inconclusive"],
         "missed_mutants": sorted({c["sampler"] for c in failures if c["verdict"] == "missed"}),
         "unflagged_controls": sorted({c["sampler"] for c in failures if c["verdict"] == "undetected"}),
     }

@@ -67,8 +67,12 @@ def _pairs(config, samplers_key: str, targets_key: str) -> list[tuple[str, Any, 
     return pairs + [(ref, s, t) for ref, s in drafts for t in draft_targets]
 
 
-def judge(spec: dict, rejected: bool) -> str:
-    """Verdict of a cell whose check rejected (or not) the hypothesis "exact"."""
+def judge(spec: dict, rejected: bool, inconclusive: bool = False) -> str:
+    """Verdict of a cell whose check rejected (or not) the hypothesis "exact".  An inconclusive check (it could
+    not have seen a deviation of its tolerance, or its Monte Carlo budget cannot resolve alpha) neither passes a
+    sampler nor catches a mutant: its cell says "inconclusive", which fails the audit."""
+    if inconclusive and not rejected:
+        return "inconclusive"
     if spec.get("mutant"):
         return "caught" if rejected else "missed"
     if spec.get("claims_exact", True):
@@ -141,7 +145,8 @@ def run_check(spec: dict, seed: int) -> dict:
     target = build_target(spec["target"])
     params = spec["params"]
     result = check_exact(sampler, target, num_samples=params["num_samples"], alpha=float(params["alpha"]), seed=seed)
-    return {"verdict": judge(spec, rejected=not result.passed), "evidence": _check_evidence(result)}
+    return {"verdict": judge(spec, rejected=result.verdict == "fail", inconclusive=result.verdict == "inconclusive"),
+            "evidence": _check_evidence(result)}
 
 
 # ---------------------------------------------------------------- calibration

@@ -48,7 +48,7 @@ HOW_TO_READ = {
     "peers": "Third-party implementations run under the harness: a deviation is reported with its evidence and "
              "does not fail this audit.",
 }
-FAILING = ("fail", "error", "missed", "undetected")
+FAILING = ("fail", "error", "missed", "undetected", "inconclusive")
 _NUMBER = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:e[-+]?\d+)?(?:\^[-+]?[\d.]+)?")
 
 
