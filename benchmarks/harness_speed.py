@@ -7,10 +7,14 @@
    multi-draft (3 drafts, n = 3, q = 2).  The old path runs on the first
    ``--old-leaves`` leaves of each tree (its per-leaf cost does not depend on
    where it is in the tree); the new one on the whole tree.
-2. Samples per second at n in {8, 64, 1024, 4096} per sampler and family: the
-   dense path (the oracle answers every position, [rows, n, q], and the
-   counting wrapper keeps the asked ones: what every query cost before
-   positions) against positional queries ([rows, k, q]).
+2. Samples per second at n in {8, 64, 1024, 4096} per sampler and family, three
+   paths in one run: "dense" (the oracle answers every position, [rows, n, q],
+   and the speculative samplers write every prefix out, [rows, n]: what every
+   round cost when issue 12 was filed), "positional" (positions asked, [rows, k,
+   q], prefixes still written out: the first speed-up) and "prefix" (the
+   speculative samplers' prefixes given as x plus drafted deltas, PrefixRows,
+   answered by the structured oracles without any [rows, n] row: now).  The
+   ratio printed is prefix (now) over dense (issue time).
 3. The depth sweep's wall clock (``verification.depth.run_depth``, a reduced
    grid) with dense and with positional oracles.
 
@@ -27,6 +31,7 @@ import time
 import torch
 
 from autospec import Randomness
+from autospec.oracles import ConditionalOracle
 from autospec.samplers import DraftSpeculative, SequenceSpeculative, Sequential, SmoothedBlockSize, TokenSpeculative
 from autospec.targets import CurieWeissTarget, DPPTarget, MarkovChainTarget, TabularTarget, XorTarget
 from verification import exact_law
@@ -41,6 +46,20 @@ class DenseOnly:
 
     def marginals(self, partial, sample_ids=None):
         return self.inner.query(partial).marginals
+
+
+class PositionalOnly(ConditionalOracle):
+    """A structured oracle without its prefix answer: positions are answered, prefixes are written out."""
+
+    def __init__(self, oracle):
+        self.inner, self.n, self.q = oracle, oracle.n, oracle.q
+        self.name = f"positional[{getattr(oracle, 'name', 'oracle')}]"
+
+    def answer(self, partial):
+        return self.inner.answer(partial)
+
+    def answer_at(self, partial, positions):
+        return self.inner.answer_at(partial, positions)
 
 
 class DenseTarget:
@@ -117,24 +136,24 @@ def rate(sampler, oracle, num: int) -> tuple[float, float]:
     return num / (time.perf_counter() - start), float(out.rounds.double().mean())
 
 
-SAMPLES = {8: 512, 64: 128, 1024: 32, 4096: 2}  # one batch per (family, n, sampler), the same for both paths
-LARGE_N_FAMILIES = ("curie-weiss", "markov")  # n >= 1024: the families with positional oracles
+SAMPLES = {8: 512, 64: 128, 1024: 64, 4096: 8}  # one batch per (family, n, sampler), the same for every path
+DENSE_MAX = {1024: 8, 4096: 2}  # the dense path is slow at large n: its rate is measured on fewer samples
 
 
 def section_samples(ns, families, scale: float) -> None:
-    print(f"\n== samples per second: dense queries (old) vs positional queries (new) ==  [{load()}]")
-    print(f"{'family':<12} {'n':>5} {'sampler':<52} {'N':>5} {'old/s':>9} {'new/s':>9} {'ratio':>7} {'rounds':>7}")
+    print(f"\n== samples per second: dense (issue time) vs positional vs prefix (now) ==  [{load()}]")
+    print(f"{'family':<12} {'n':>5} {'sampler':<52} {'N':>5} {'dense/s':>9} {'posit./s':>9} {'prefix/s':>9} {'ratio':>7} {'rounds':>7}")
     for family in families:
         for n in ns:
-            if n >= 1024 and family not in LARGE_N_FAMILIES:
-                continue
             target = FAMILIES[family](n)
             for sampler in samplers_at(n):
                 num = max(2, int(SAMPLES.get(n, 8) * scale))
                 new, rounds = rate(sampler, target.oracle(), num)
-                old, _ = rate(sampler, DenseOnly(target.oracle()), num)
-                print(f"{family:<12} {n:>5} {sampler.name:<52} {num:>5} {old:>9.2f} {new:>9.2f} {new / old:>6.1f}x {rounds:>7.1f}",
+                mid, _ = rate(sampler, PositionalOnly(target.oracle()), num)
+                old, _ = rate(sampler, DenseOnly(target.oracle()), min(num, DENSE_MAX.get(n, num)))
+                print(f"{family:<12} {n:>5} {sampler.name:<52} {num:>5} {old:>9.2f} {mid:>9.2f} {new:>9.2f} {new / old:>6.1f}x {rounds:>7.1f}",
                       flush=True)
+    print(f"  [{load()}]")
 
 
 def section_depth(quick: bool) -> None:
@@ -163,6 +182,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer leaves, n up to 1024, smaller depth grid")
     parser.add_argument("--old-leaves", type=int, default=None, help="leaves of each tree the depth-first path runs")
     parser.add_argument("--sections", default="exact,samples,depth")
+    parser.add_argument("--ns", default=None, help="n grid of the samples section (default 8,64,1024,4096)")
+    parser.add_argument("--families", default=None, help=f"families of the samples section (default {','.join(FAMILIES)})")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, 1 thread, {os.cpu_count()} cores, {load()}")
@@ -170,8 +191,8 @@ def main(argv=None) -> None:
     if "exact" in sections:
         section_exact(args.old_leaves or (300 if args.quick else 1500))
     if "samples" in sections:
-        ns = [8, 64, 1024] if args.quick else [8, 64, 1024, 4096]
-        section_samples(ns, list(FAMILIES), scale=0.5 if args.quick else 1.0)
+        ns = [int(v) for v in args.ns.split(",")] if args.ns else ([8, 64, 1024] if args.quick else [8, 64, 1024, 4096])
+        section_samples(ns, args.families.split(",") if args.families else list(FAMILIES), scale=0.5 if args.quick else 1.0)
     if "depth" in sections:
         section_depth(args.quick)
 

@@ -277,7 +277,7 @@ class _Cell:
         return out
 
 
-RESOLVE_P = 0.005  # a comparison being extended stops at p below this (room for Holm over the table's comparisons)
+RESOLVE_P = 0.001  # a comparison being extended stops at p below this (room for Holm over the ~30 comparisons of the table)
 
 
 def _resolved(sequence: dict, token: dict) -> bool:
@@ -517,89 +517,120 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _hmm(n):
+    from autospec.targets import HMMTarget
+
+    return HMMTarget.sticky(n)
+
+
+EXACTNESS_FAMILIES = {**FAMILIES, "hmm": _hmm}  # the five structured families (hmm: exactness only, not the depth grid)
+EXACTNESS_TV = 0.05
+
+
 def exactness_samplers(device="cpu"):
-    """The speculative samplers checked at large n: each rule with a fixed block and with an adaptive policy."""
+    """The samplers checked at large n: Sequential and each speculative rule with an adaptive policy."""
     from autospec.samplers import SmoothedBlockSize
 
-    return [TokenSpeculative(16, device=device), TokenSpeculative(AdaptiveBlockSize(maximum=32), device=device),
-            SequenceSpeculative(16, device=device), SequenceSpeculative(SmoothedBlockSize(maximum=64), device=device)]
+    return [Sequential(device=device), TokenSpeculative(AdaptiveBlockSize(maximum=32), device=device),
+            SequenceSpeculative(SmoothedBlockSize(maximum=64), device=device)]
 
 
-def run_exactness(n: int = 1024, num_samples: int = 100, alpha: float = 1e-4, families=None, samplers=None,
-                  mutants: str = "until-two", mutant_family: str = "xor", device: str = "cpu", log=print) -> dict:
-    """check_exact of every speculative sampler on every family at n, via exact statistic laws; then
-    catalogue("discrete") mutants on ``mutant_family`` at the same n (caught = the check fails).
-    XOR is the default mutant family: an output violating a parity equation has probability 0, so
-    one such sample fails the check outright; on the sticky chain with a random order the
-    mutants' deviations at n = 1024 are spread thin (most drafted coordinates already have pinned
-    neighbours) and 100 samples missed token-residual-from-target, token-inverted-ratio and
-    no-verification there.
+def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 1e-4, families=None, samplers=None,
+                  mutants: str = "all", mutant_families=None, device: str = "cpu", log=print, tv: float = EXACTNESS_TV,
+                  only_mutants=None) -> dict:
+    """check_exact of every sampler on every family at n, through the exact statistic laws (statistics path:
+    exact single and pair marginals and count laws); then catalogue("discrete") mutants on ``mutant_families``
+    (default: the same families).  A mutant is caught when its check FAILS.
 
-    mutants: "all" (the whole catalogue), "until-two" (catalogue order, stop once two are caught: the
-    claim "catches at least two" at the least cost; every mutant tried is reported) or "none".
-    Cost is about num_samples * n^2 * q per check (every query returns [n, q]), which is what bounds
-    num_samples at n = 1024 on a CPU; each record carries min_detectable_tv (power 0.99) so the
-    strength of the check is stated, not implied.
+    num_samples None: check_exact(tv=tv) plans the budget so that TV >= tv on the tested statistics' laws is
+    detected with power 0.99; otherwise the given budget is used and each record carries the
+    min_detectable_tv check_exact reports (what is bounded is in details["min_detectable_tv_of"]).
+    mutants: "all", "until-two" (catalogue order, stop once two are caught) or "none".
+    Cost: the samplers ask positions / prefixes, so a round costs O(samples * n) on markov, curie-weiss, dpp
+    and xor; the hmm oracle answers densely (forward-backward over every row), much slower.
     """
     from verification import check_exact
 
     if mutants not in ("all", "until-two", "none"):
         raise ValueError(f"mutants must be 'all', 'until-two' or 'none', got {mutants!r}")
-    families = list(FAMILIES) if families is None else families
-    out = {"n": n, "num_samples": num_samples, "alpha": alpha, "samplers": [], "mutants": [], "mutant_family": mutant_family,
-           "mutant_mode": mutants}
+    families = list(EXACTNESS_FAMILIES) if families is None else families
+    unknown = [f for f in families if f not in EXACTNESS_FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown family {unknown[0]!r}; expected one of {sorted(EXACTNESS_FAMILIES)}")
+    mutant_families = families if mutant_families is None else mutant_families
+    out = {"n": n, "num_samples": num_samples, "planned_tv": tv if num_samples is None else None, "alpha": alpha,
+           "samplers": [], "mutants": [], "mutant_families": list(mutant_families), "mutant_mode": mutants,
+           "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+    def check(sampler, target, seed):
+        kwargs = {"tv": tv} if num_samples is None else {"num_samples": num_samples}
+        t0 = time.perf_counter()
+        res = check_exact(sampler, target, alpha=alpha, seed=seed, device=device, **kwargs)
+        return res, time.perf_counter() - t0
+
+    def entry(family, res, seconds):
+        return {"family": family, "sampler": res.sampler, "verdict": res.verdict, "passed": res.passed, "p_value": res.p_value,
+                "num_samples": res.num_samples, "min_detectable_tv": res.min_detectable_tv,
+                "min_detectable_tv_of": res.details.get("min_detectable_tv_of"), "tv_estimate": res.tv_estimate,
+                "tv_of": res.tv_of, "statistics_tested": len(res.statistics_tested), "mean_rounds": res.mean_rounds,
+                "seconds": seconds, "reason": res.reason}
+
+    targets = {family: EXACTNESS_FAMILIES[family](n) for family in dict.fromkeys(list(families) + list(mutant_families))}
     for family in families:
-        target = make_target(family, n)
         for sampler in (exactness_samplers(device) if samplers is None else samplers):
-            t0 = time.perf_counter()
-            res = check_exact(sampler, target, num_samples=num_samples, alpha=alpha, seed=1, device=device)
-            out["samplers"].append({"family": family, "sampler": res.sampler, "passed": res.passed, "p_value": res.p_value,
-                                    "min_detectable_tv": res.min_detectable_tv,
-                                    "min_detectable_tv_by_statistic": _detectable_by_statistic(target, num_samples, alpha), "tv_estimate": res.tv_estimate,
-                                    "mean_rounds": res.mean_rounds, "seconds": time.perf_counter() - t0})
-            log(f"  exact? {family:12s} {res.sampler:55s} p = {res.p_value:.3g}  {'pass' if res.passed else 'FAIL'}"
-                f"  (detects TV >= {res.min_detectable_tv:.3f}; {time.perf_counter() - t0:.0f}s)")
+            res, seconds = check(sampler, targets[family], 1)
+            out["samplers"].append(entry(family, res, seconds))
+            log(f"  exact? {family:12s} {res.sampler:60s} N={res.num_samples:6d} p = {res.p_value:.3g}  {res.verdict}"
+                f"  (detects TV >= {res.min_detectable_tv:.3f}; {seconds:.0f}s)")
     if mutants != "none":
         from verification.mutants import catalogue
 
-        target = make_target(mutant_family, n)
-        for mutant in catalogue("discrete"):
-            t0 = time.perf_counter()
-            res = check_exact(mutant.make(), target, num_samples=num_samples, alpha=alpha, seed=2, device=device)
-            out["mutants"].append({"mutant": mutant.name, "family": mutant_family, "caught": not res.passed,
-                                   "caught_on": [mutant_family] if not res.passed else [], "p_value": res.p_value,
-                                   "seconds": time.perf_counter() - t0})
-            log(f"  mutant {mutant.name:30s} {mutant_family:12s} p = {res.p_value:.3g}  {'caught' if not res.passed else 'missed'}")
-            if mutants == "until-two" and sum(m["caught"] for m in out["mutants"]) >= 2:
-                break
+        for family in mutant_families:
+            caught = 0
+            for mutant in catalogue("discrete"):
+                if only_mutants is not None and mutant.name not in only_mutants:
+                    continue
+                res, seconds = check(mutant.make(), targets[family], 2)
+                record = entry(family, res, seconds)
+                record.update(mutant=mutant.name, caught=res.verdict == "fail", caught_on=[family] if res.verdict == "fail" else [])
+                out["mutants"].append(record)
+                caught += record["caught"]
+                log(f"  mutant {mutant.name:28s} {family:12s} N={res.num_samples:6d} p = {res.p_value:.3g}  "
+                    f"{'CAUGHT' if record['caught'] else res.verdict}  (statistic TV estimate {res.tv_estimate:.3f}; {seconds:.0f}s)")
+                if mutants == "until-two" and caught >= 2:
+                    break
+    out["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return out
 
 
-def _detectable_by_statistic(target, num_samples: int, alpha: float) -> dict:
-    """Per exact statistic: the TV of its law detected with power 0.99 at alpha / (number of statistics)
-    (Bonferroni, conservative for Holm).  min_detectable_tv of the check is the largest of these."""
-    from verification import power
-
-    stats_ = target.exact_statistics()
-    return {s.name: float(power.min_detectable_tv("marginals", num_samples, alpha / len(stats_), statistics=[s])) for s in stats_}
-
-
 def format_exactness(result: dict) -> str:
-    lines = [f"check_exact at n = {result['n']}: {result['num_samples']} samples per check, alpha {result['alpha']:g} each, "
-             "exact statistic laws (Holm-corrected chi-square)",
-             "(detects: the TV of a statistic's law found with power 0.99 -- worst statistic / best statistic)",
-             f"{'family':12s} {'sampler':55s} {'p':>9s} {'verdict':>7s} {'detects worst/best':>18s} {'rounds':>7s}"]
+    budget = (f"{result['num_samples']} samples per check" if result.get("num_samples") else
+              f"samples planned by check_exact(tv={result.get('planned_tv')}) per check")
+    lines = [f"check_exact at n = {result['n']}: {budget}, alpha {result['alpha']:g} each, exact statistic laws "
+             "(Holm over the statistics); 'detects' = min_detectable_tv (power 0.99) of the tested statistics' laws",
+             f"{'family':12s} {'sampler':60s} {'N':>6s} {'p':>9s} {'verdict':>12s} {'detects':>8s} {'rounds':>7s} {'s':>6s}"]
     for s in result["samplers"]:
-        best = min(s.get("min_detectable_tv_by_statistic", {"": s["min_detectable_tv"]}).values())
-        lines.append(f"{s['family']:12s} {s['sampler']:55s} {s['p_value']:9.3g} {'pass' if s['passed'] else 'FAIL':>7s} "
-                     f"{s['min_detectable_tv']:9.3f}/{best:.3f} {s['mean_rounds']:7.1f}")
+        lines.append(f"{s['family']:12s} {s['sampler']:60s} {s['num_samples']:6d} {s['p_value']:9.3g} {s.get('verdict', 'pass' if s['passed'] else 'fail'):>12s} "
+                     f"{s['min_detectable_tv']:8.3f} {s['mean_rounds'] or 0:7.1f} {s.get('seconds', 0):6.0f}")
     if result["mutants"]:
-        lines.append(f"mutants (catalogue('discrete'), on {result.get('mutant_family', '?')}, mode {result.get('mutant_mode', 'all')}):")
-        for m in result["mutants"]:
-            lines.append(f"  {m['mutant']:30s} p = {m['p_value']:9.3g}  {'CAUGHT' if m['caught_on'] else 'missed'}")
+        families = list(dict.fromkeys(m["family"] for m in result["mutants"]))
+        names = list(dict.fromkeys(m["mutant"] for m in result["mutants"]))
+        by = {(m["mutant"], m["family"]): m for m in result["mutants"]}
+        lines += ["", f"mutants (catalogue('discrete'), mode {result.get('mutant_mode', 'all')}): CAUGHT = the check fails; "
+                  "else its verdict and the estimated TV of the worst statistic (the mutant's effect, estimated, vs 'detects')",
+                  f"{'mutant':30s} " + " ".join(f"{f:>22s}" for f in families)]
+        for name in names:
+            cells = []
+            for f in families:
+                m = by.get((name, f))
+                cells.append("-" if m is None else "CAUGHT" if m["caught"] else
+                             f"{m.get('verdict', 'missed')} ({m['tv_estimate']:.3f}/{m['min_detectable_tv']:.3f})")
+            lines.append(f"{name:30s} " + " ".join(f"{c:>22s}" for c in cells))
     passed = sum(s["passed"] for s in result["samplers"])
     caught = sum(bool(m["caught_on"]) for m in result["mutants"])
-    lines.append(f"speculative samplers passing: {passed}/{len(result['samplers'])}; mutants caught: {caught}/{len(result['mutants'])} tried")
+    lines.append(f"samplers passing: {passed}/{len(result['samplers'])}; mutant checks failing (caught): {caught}/{len(result['mutants'])}")
+    if result.get("load_average_start"):
+        lines.append(f"load average at start {_load(result['load_average_start'])}, at end {_load(result.get('load_average_end'))}")
     return "\n".join(lines)
 
 
@@ -624,7 +655,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samplers", default="sequential,token,sequence", help="comma-separated, from sequential,token,sequence")
     parser.add_argument("--policies", default="adaptive", help="adaptive block-size policies, comma-separated, from adaptive,smoothed")
     parser.add_argument("--seed", type=int, default=0, help="seed of every sample (default 0; same seed, same numbers)")
-    parser.add_argument("--exactness", action="store_true", help="also run check_exact at n = 1024 on every family, and the mutants")
+    parser.add_argument("--exactness", action="store_true",
+                        help="also run check_exact at n = 1024 on the five structured families (samples planned for TV 0.05 "
+                             "unless --exactness-samples), and every discrete mutant on every family")
+    parser.add_argument("--exactness-samples", type=int, default=None, help="samples per exactness check (default: planned for TV 0.05)")
+    parser.add_argument("--exactness-families", default=None, help=f"comma-separated, from {sorted(EXACTNESS_FAMILIES)} (default all)")
 
 
 def _ints(text: str, option: str, low: int) -> list[int]:
@@ -665,7 +700,7 @@ def _run_from_args(args) -> int:
         raise _Usage(f"--device expects cpu, cuda or cuda:N, got {device!r}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise _Usage("--device cuda asked for but no CUDA device is available")
-    for option, value in (("--samples", args.samples), ("--threads", args.threads)):
+    for option, value in (("--samples", args.samples), ("--threads", args.threads), ("--exactness-samples", args.exactness_samples)):
         if value is not None and value < 1:
             raise _Usage(f"{option} expects a positive integer, got {value}")
     if not device.startswith("cuda"):
@@ -699,7 +734,8 @@ def _run_from_args(args) -> int:
     results = run_depth(config, args.out)
     print(format_table(results))
     if args.exactness:
-        exact = run_exactness(device=device)
+        fams = None if args.exactness_families is None else _names(args.exactness_families, "--exactness-families", list(EXACTNESS_FAMILIES))
+        exact = run_exactness(device=device, num_samples=args.exactness_samples, families=fams)
         print(format_exactness(exact))
         with open(os.path.join(args.out, "exactness.json"), "w") as f:
             json.dump(exact, f, indent=1)
