@@ -30,10 +30,13 @@ import torch
 from autospec.randomness import NotEnumerableError, NotRowwiseError
 from verification.peers.transformers_speculative import PeerUnavailable
 
-__all__ = ["WRITTEN_AGAINST", "FLOAT32_TV", "generate_cells", "raw_logits_as_q", "tiny_models", "GenerateSampler", "LawTable", "generation_law", "CANDIDATE_GENERATORS",
+__all__ = ["WRITTEN_AGAINST", "CHECKED_VERSIONS", "FLOAT32_TV", "generate_cells", "raw_logits_as_q", "tiny_models", "GenerateSampler", "LawTable", "generation_law", "CANDIDATE_GENERATORS",
            "enumerable_randomness"]
 
 WRITTEN_AGAINST = "5.23.0"
+# versions on which the adapter's interception (torch.multinomial / rand inside generate) was run and gave the
+# exact-law verdicts of tests/test_peers_transformers_generate.py; another version is skipped with the reason
+CHECKED_VERSIONS = ("5.23.0", "5.24.0")
 # generate() computes its laws from float32 logits (its _sample and assisted loops cast them), so the ratio p / q and
 # the residual round at ~6e-8 relative: an exact rule shows TV ~1e-8 on these instances; a real bug shows 1e-2+.
 FLOAT32_TV = 1e-6
