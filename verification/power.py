@@ -22,7 +22,10 @@ statistic T iff fewer than r of its b fresh null draws reach T
 null survival function of the decision's own statistic (``gof.decision_model``:
 the same statistic, the same null sampler).  q is estimated from b null draws
 of our own, made ONCE per (test, law, m, alpha) and cached: every eps, every
-direction and every repetition at this m reuses them (``_DecisionLaw``).
+direction and every repetition at this m reuses them (``_DecisionLaw``);
+beyond the largest of them, by a generalised Pareto tail fitted to the top
+``TAIL_POINTS`` (peaks over threshold; not 0, which overclaimed where the
+budget cuts the resolution r).
 (2) A search aid brackets the answer cheaply: per direction, a normal law for
 the statistic under the alternative with its EXACT mean and variance
 (multinomial factorial moments; G borrows X^2's) against a critical value
