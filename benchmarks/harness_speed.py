@@ -136,18 +136,20 @@ def rate(sampler, oracle, num: int) -> tuple[float, float]:
     return num / (time.perf_counter() - start), float(out.rounds.double().mean())
 
 
-SAMPLES = {8: 512, 64: 128, 1024: 64, 4096: 8}  # one batch per (family, n, sampler), the same for every path
-DENSE_MAX = {1024: 8, 4096: 2}  # the dense path is slow at large n: its rate is measured on fewer samples
+SAMPLES = {8: 512, 64: 128, 1024: 16, 4096: 4}  # one batch per (family, n, sampler), the same for every path
+DENSE_MAX: dict = {}  # n -> fewer samples for the dense path (empty: every path runs the same batch, a fair ratio)
 
 
-def section_samples(ns, families, scale: float) -> None:
+def section_samples(ns, families, scale: float, samples: int | None = None, kinds=None) -> None:
     print(f"\n== samples per second: dense (issue time) vs positional vs prefix (now) ==  [{load()}]")
     print(f"{'family':<12} {'n':>5} {'sampler':<52} {'N':>5} {'dense/s':>9} {'posit./s':>9} {'prefix/s':>9} {'ratio':>7} {'rounds':>7}")
     for family in families:
         for n in ns:
             target = FAMILIES[family](n)
             for sampler in samplers_at(n):
-                num = max(2, int(SAMPLES.get(n, 8) * scale))
+                if kinds and type(sampler).__name__ not in kinds:
+                    continue
+                num = samples or max(2, int(SAMPLES.get(n, 8) * scale))
                 new, rounds = rate(sampler, target.oracle(), num)
                 mid, _ = rate(sampler, PositionalOnly(target.oracle()), num)
                 old, _ = rate(sampler, DenseOnly(target.oracle()), min(num, DENSE_MAX.get(n, num)))
@@ -182,6 +184,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer leaves, n up to 1024, smaller depth grid")
     parser.add_argument("--old-leaves", type=int, default=None, help="leaves of each tree the depth-first path runs")
     parser.add_argument("--sections", default="exact,samples,depth")
+    parser.add_argument("--samples", type=int, default=None, help="batch size of the samples section (default per n, same for every path)")
+    parser.add_argument("--samplers", default=None, help="class names to run in the samples section, e.g. Sequential")
     parser.add_argument("--ns", default=None, help="n grid of the samples section (default 8,64,1024,4096)")
     parser.add_argument("--families", default=None, help=f"families of the samples section (default {','.join(FAMILIES)})")
     args = parser.parse_args(argv)
@@ -192,7 +196,8 @@ def main(argv=None) -> None:
         section_exact(args.old_leaves or (300 if args.quick else 1500))
     if "samples" in sections:
         ns = [int(v) for v in args.ns.split(",")] if args.ns else ([8, 64, 1024] if args.quick else [8, 64, 1024, 4096])
-        section_samples(ns, args.families.split(",") if args.families else list(FAMILIES), scale=0.5 if args.quick else 1.0)
+        section_samples(ns, args.families.split(",") if args.families else list(FAMILIES), scale=0.5 if args.quick else 1.0,
+                        samples=args.samples, kinds=args.samplers.split(",") if args.samplers else None)
     if "depth" in sections:
         section_depth(args.quick)
 
