@@ -29,7 +29,7 @@ MODES: dict[str, dict[str, Any]] = {
         "num_samples": 20_000,
         "alpha": 1e-4,
         # draft-model speculative decoding: every rule on small targets (multi-draft enumeration grows fast)
-        "draft_samplers": DRAFT_SPECULATIVE[:3],
+        "draft_samplers": DRAFT_SPECULATIVE[:4],  # token, block and both multi-draft rules
         "draft_exact_targets": ["tab-n3q2-zeros"],
         "draft_check_targets": ["tab-n4q3-zeros", "markov-n12q2"],
         "calibration_samplers": ["Sequential", "SequenceSpeculative(2)"],
