@@ -159,3 +159,34 @@ def test_smoothed_policy_moves_halfway_and_respects_bounds():
     assert nxt.tolist() == [16, 7, 40]  # (10 + 22) / 2, (10 + 4) / 2, capped at 40
     with pytest.raises(ValueError, match="weight"):
         SmoothedBlockSize(weight=0.0)
+
+
+def test_cells_are_extended_until_the_interval_is_within_the_target():
+    """rel_halfwidth: a cell with a wide interval gets more samples (to 4x); every record says whether it resolved,
+    and a resolved record's interval really is within the target.  resolve_min_n: token and sequence cells are
+    extended together and their comparison carries a Welch p-value and a Holm-adjusted one."""
+    config = depth.DepthConfig(ns=[32], families=["markov"], fixed=[], adaptive_policies=["adaptive"], samples={32: 3},
+                               rel_halfwidth=0.15, resolve_min_n=32, resolve_max_samples=12)
+    results = depth.run_depth(config, log=lambda *a: None)
+    speculative = [r for r in results["records"] if r["sampler"] != "sequential"]
+    assert any(r["num_samples"] > 3 for r in speculative)  # 3 samples never give +-15% here
+    for r in results["records"]:
+        half = (r["rounds_ci"][1] - r["rounds_ci"][0]) / 2
+        assert r["within_rel_halfwidth"] == (half <= 0.15 * r["rounds_mean"] and r["num_samples"] >= 2)
+        assert r["num_samples"] <= 12
+    assert "Intervals:" in depth.format_table(results)
+
+
+def test_sequence_versus_token_verdicts_use_welch_and_holm():
+    def rec(sampler, policy, mean, sd, num):
+        return {"family": "f", "n": 1024, "sampler": sampler, "policy": policy, "rounds_mean": mean, "rounds_sd": sd,
+                "num_samples": num, "rounds_ci": [mean, mean], "queries_mean": mean}
+    records = [rec("token", "a", 30.0, 3.0, 40), rec("sequence", "a", 20.0, 3.0, 40),  # far apart: significant
+               rec("token", "b", 30.0, 0.5, 40), rec("sequence", "b", 30.1, 0.5, 40),  # close, tight: equal within 10%
+               rec("token", "c", 30.0, 20.0, 4), rec("sequence", "c", 29.0, 20.0, 4)]  # noisy: not resolved
+    verdicts = {c["policy"]: c for c in depth.comparisons(records) if c["claim"] == "sequence <= token"}
+    assert verdicts["a"]["verdict"] == "holds (significant, Holm)" and verdicts["a"]["p_holm"] < 1e-10
+    assert verdicts["b"]["verdict"].startswith("resolved: equal within 10%")
+    assert verdicts["c"]["verdict"].startswith("not resolved")
+    for c in verdicts.values():
+        assert 0 <= c["p_value"] <= c["p_holm"] <= 1

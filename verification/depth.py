@@ -153,8 +153,9 @@ def _default_samples(n: int, quick: bool) -> int:
 
 
 def _within(x: np.ndarray, rel: float) -> bool:
+    """Whether the 95% t-interval of x has half-width <= rel * |mean| (at least two samples; all equal counts)."""
     mean, lo, hi = _mean_ci(x)
-    return x.size >= 2 and (hi - lo) / 2 <= rel * abs(mean) or (x.size >= 1 and lo == hi)
+    return x.size >= 2 and (hi - lo) / 2 <= rel * abs(mean)
 
 
 def _print(*args) -> None:
@@ -265,7 +266,9 @@ class _Cell:
         qm, qlo, qhi = _mean_ci(qq)
         rel = self.config.rel_halfwidth
         out = {"family": self.family, "n": self.n, "sampler": self.kind, "policy": self.policy, "num_samples": int(r.size),
-               "seed": self.seed, "initial_samples": int(self.initial), "within_rel_halfwidth": _within(r, rel) if rel else None,
+               "seed": self.seed, "initial_samples": int(self.initial),
+               # one sequential sample: rounds = n by construction, its interval is exact
+               "within_rel_halfwidth": (_within(r, rel) or (self.kind == "sequential" and r.size == 1)) if rel else None,
                "rel_halfwidth": rel, "rounds_mean": rm, "rounds_ci": [rlo, rhi], "rounds_sd": float(r.std(ddof=1)) if r.size > 1 else 0.0,
                "queries_mean": qm, "queries_ci": [qlo, qhi], "rounds_max": float(r.max()), "wall_s": self.wall,
                "wall_per_round_s": self.wall / max(self.calls_max, 1), "device": self.config.device, "halves": _halves(r, qq)}
