@@ -120,7 +120,7 @@ def test_quick_plan_has_the_issue_7_cells():
     assert {"controls", "peers"} <= stages
     rules = {s["sampler"].split("(")[1].split(",")[0] for s in specs if s["sampler"].startswith("DraftSpeculative(")
              and s["stage"] in ("exact", "check")}
-    assert rules == {"token", "block", "multi"}
+    assert rules == {"token", "block", "specinfer", "spectr"}
 
 
 def test_target_draft_speculative_rejects_an_unknown_draft():
