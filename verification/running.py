@@ -8,6 +8,7 @@ drew no randomness from the global torch, numpy or ``random`` generators.
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy as np
 import torch
@@ -32,13 +33,15 @@ class GlobalGenerators:
     """The states of the global torch, numpy and ``random`` generators, to tell whether a run moved them.
 
     ``check(sampler)`` after the run raises ``SamplerContractError`` naming every
-    global generator that was drawn from (or reseeded) in between.
+    global generator that was drawn from (or reseeded) in between.  Python's ``random`` is checked only when the
+    process runs no other thread: hosts such as Dask workers draw from it on their own threads (heartbeats,
+    retry jitter), which would be blamed on the sampler.
     """
 
     def __init__(self):
         self.torch = torch.get_rng_state()
         self.numpy = np.random.get_state()
-        self.python = random.getstate()
+        self.python = random.getstate() if threading.active_count() == 1 else None
         self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
 
     def moved(self) -> list[str]:
@@ -50,7 +53,7 @@ class GlobalGenerators:
         now = np.random.get_state()
         if not (np.array_equal(self.numpy[1], now[1]) and tuple(self.numpy[2:]) == tuple(now[2:])):
             names.append("numpy (np.random)")
-        if self.python != random.getstate():
+        if self.python is not None and self.python != random.getstate():
             names.append("Python random")
         return names
 
