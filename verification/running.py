@@ -7,6 +7,7 @@ drew no randomness from the global torch, numpy or ``random`` generators.
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 
@@ -29,19 +30,49 @@ class SamplerContractError(RuntimeError):
     """The sampler broke the contract (randomness outside rng, bad output...)."""
 
 
+# Python's random module: its module-level functions are wrapped (once, pass-through) so that a draw made on the
+# thread that runs the sampler is recorded; draws by other threads (a Dask worker's heartbeats, retry jitter) are
+# not the sampler's.  Written by hand: no library attributes global-generator draws to a thread.
+_PYTHON_DRAWS = threading.local()
+_PYTHON_WRAPPED = False
+
+
+def _record_python_random_draws() -> None:
+    global _PYTHON_WRAPPED
+    if _PYTHON_WRAPPED:
+        return
+    for name in random.__all__:
+        original = getattr(random, name, None)
+        if getattr(original, "__self__", None) is not random._inst:  # only the global Random's bound methods
+            continue
+
+        def wrapper(*args, _original=original, _name=name, **kwargs):
+            for draws in getattr(_PYTHON_DRAWS, "open", ()):
+                draws.add(f"random.{_name}")
+            return _original(*args, **kwargs)
+
+        setattr(random, name, functools.update_wrapper(wrapper, original))
+    _PYTHON_WRAPPED = True
+
+
 class GlobalGenerators:
     """The states of the global torch, numpy and ``random`` generators, to tell whether a run moved them.
 
     ``check(sampler)`` after the run raises ``SamplerContractError`` naming every
-    global generator that was drawn from (or reseeded) in between.  Python's ``random`` is checked only when the
-    process runs no other thread: hosts such as Dask workers draw from it on their own threads (heartbeats,
-    retry jitter), which would be blamed on the sampler.
+    global generator that was drawn from (or reseeded) in between.  Python's ``random``: calls of its module
+    functions on this thread are recorded, and its state is also compared when the process runs no other thread
+    (hosts such as Dask workers draw from it on their own threads, which must not be blamed on the sampler).
     """
 
     def __init__(self):
         self.torch = torch.get_rng_state()
         self.numpy = np.random.get_state()
         self.python = random.getstate() if threading.active_count() == 1 else None
+        _record_python_random_draws()
+        self.python_draws: set[str] = set()
+        if not hasattr(_PYTHON_DRAWS, "open"):
+            _PYTHON_DRAWS.open = []
+        _PYTHON_DRAWS.open.append(self.python_draws)
         self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
 
     def moved(self) -> list[str]:
@@ -53,7 +84,10 @@ class GlobalGenerators:
         now = np.random.get_state()
         if not (np.array_equal(self.numpy[1], now[1]) and tuple(self.numpy[2:]) == tuple(now[2:])):
             names.append("numpy (np.random)")
-        if self.python is not None and self.python != random.getstate():
+        open_sets = getattr(_PYTHON_DRAWS, "open", [])
+        if any(d is self.python_draws for d in open_sets):
+            open_sets[:] = [d for d in open_sets if d is not self.python_draws]
+        if self.python_draws or (self.python is not None and self.python != random.getstate()):
             names.append("Python random")
         return names
 
