@@ -104,13 +104,53 @@ def _panel_module():
     return module
 
 
+def test_panel_cumulants_match_the_exact_pearson_moments():
+    """power_at's conditioned-Poisson cumulants (used for G's moments and every statistic's skew) against the exact
+    multinomial mean and variance of pooled X^2 (a sparse pooled table, under the null and an alternative)."""
+    p0 = TabularTarget.random(n=5, q=3, seed=0).probs.reshape(-1).numpy()
+    p1 = power.least_favourable(p0, 0.05)
+    m = 1500
+    bins, law0 = power._pooling(p0, m)
+    keep = bins >= 0
+    law1 = np.bincount(bins[keep], weights=p1[keep], minlength=len(law0))
+    for q, cells in ((law0, p0), (law1, p1)):
+        mean, var, _ = power._conditioned_cumulants("pearson", law0, q, m)
+        exact_mean, exact_var = power._moments("pearson", p0, cells, m)
+        assert abs(mean - exact_mean) <= 1.5 and abs(var - exact_var) <= 3.0  # the fixed total's O(1) terms
+    # G has its own moments (it used to borrow X^2's): here its alternative mean is well below X^2's
+    assert power._panel_cumulants("likelihood-ratio", law0, law1, m, lambda q: power._moments(
+        "pearson", p0, power._unbinned(q, bins), m))[0] != pytest.approx(power._moments("pearson", p0, p1, m)[0])
+
+
 def test_auto_within_1_5x_of_best_single_test_small_panel():
-    """Default-suite slice of the panel (81 cells, four perturbations; the approximation, not a claim)."""
+    """Default-suite slice of the panel (81 cells, four perturbations; the approximation, not a claim): the m from
+    which auto's power stays >= 0.9, and the first m where it reaches 0.9, within 1.5x of the best single test's."""
     for row in _panel_module().panel(sizes=range(4, 5)):
         assert row["auto_over_best"] <= 1.5, row
+        assert row["first_auto_over_best"] <= 1.5, row
 
 
 @pytest.mark.slow
-def test_auto_within_1_5x_of_best_single_test_full_panel():
-    for row in _panel_module().panel(sizes=range(4, 9)):
-        assert row["auto_over_best"] <= 1.5, row
+def test_auto_within_1_5x_of_best_single_test_full_panel_except_plateaus():
+    """The full panel (81 .. 6561 cells; the approximation power_at, not a claim).
+
+    Claimed: auto first reaches power 0.9 within 1.5x of the first m at which the best single test does, in every
+    row; and the m from which auto's power STAYS >= 0.9 is within 1.5x of the best single test's, except where the
+    best single test's power, after reaching 0.9, comes back to within 0.05 of it before auto's m.
+
+    Why the exception (it is not an artefact of the approximation): the pooled tests' power is not monotone in m
+    (power_at's docstring: pooling releases cells as m grows).  On 6561 cells, least-favourable direction, TV 0.05,
+    alpha 1e-3, the REAL decisions (verification.power.measured_power, 600 samples each, seed 0) give pooled
+    Pearson 0.94, 0.99, 0.94, 0.95, 0.92, 0.90, 0.94, 0.96 and auto 0.86, 0.985, 0.92, 0.88, 0.885, 0.87, 0.92,
+    0.95 at m = 17k, 20k, 25k, 30k, 35k, 40k, 45k, 50k (pearson averaged over 5 decision seeds x 600: 0.899 +- 0.006
+    at 36k, 0.923 at 40k, 0.912 at 43k).  Pearson sits on a plateau just above 0.9 from 17k to 45k; auto, which
+    spends alpha on pearson, corrected and the marginal family, is ~0.05 lower there, below 0.9, and stays above it
+    only from ~45k: 2.5-3x Pearson's 17k, although it first reaches 0.9 at ~18k (1.1x).  Whether Pearson itself
+    "needs" 17k or ~44k turns on +-0.005 of power, so the ratio there is ill-conditioned (the approximation gives
+    1.45 on a 16-point-per-doubling grid, 2.81 on an 8-point one); the claim "auto needs at most 1.5x the best
+    single test" is false there in the from-then-on sense and is not made."""
+    rows = _panel_module().panel(sizes=range(4, 9))
+    for row in rows:
+        assert row["first_auto_over_best"] <= 1.5, row
+        assert row["auto_over_best"] <= 1.5 or row["best_low"] < 0.95, row
+    assert sum(row["auto_over_best"] <= 1.5 for row in rows) >= len(rows) - 2, rows
