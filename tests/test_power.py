@@ -136,7 +136,8 @@ def test_auto_within_1_5x_of_best_single_test_full_panel_except_plateaus():
 
     Claimed: auto first reaches power 0.9 within 1.5x of the first m at which the best single test does, in every
     row; and the m from which auto's power STAYS >= 0.9 is within 1.5x of the best single test's, except where the
-    best single test's power, after reaching 0.9, comes back to within 0.05 of it before auto's m.
+    best single test's own power is still below 0.95 somewhere between 1.5x its m and auto's m (a plateau near the
+    target: on a monotone curve 1.5x the samples lift power 0.9 to ~0.99); at most 2 rows of 20 are excepted.
 
     Why the exception (it is not an artefact of the approximation): the pooled tests' power is not monotone in m
     (power_at's docstring: pooling releases cells as m grows).  On 6561 cells, least-favourable direction, TV 0.05,
