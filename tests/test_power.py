@@ -124,7 +124,9 @@ def test_panel_cumulants_match_the_exact_pearson_moments():
 
 def test_auto_within_1_5x_of_best_single_test_small_panel():
     """Default-suite slice of the panel (81 cells, four perturbations; the approximation, not a claim): the m from
-    which auto's power stays >= 0.9, and the first m where it reaches 0.9, within 1.5x of the best single test's."""
+    which auto's power stays >= 0.9, and the first m where it reaches 0.9, within 1.5x of the best single test's.
+    Of the approximation only: in the mixture-uniform row the real corrected test reaches 0.9 at ~1130, not the
+    approximate 2092, and real auto/best is ~1.55 there (benchmarks/power_panel.py's docstring)."""
     for row in _panel_module().panel(sizes=range(4, 5)):
         assert row["auto_over_best"] <= 1.5, row
         assert row["first_auto_over_best"] <= 1.5, row
