@@ -47,12 +47,19 @@ def _record_python_random_draws() -> None:
             continue
 
         def wrapper(*args, _original=original, _name=name, **kwargs):
-            for draws in getattr(_PYTHON_DRAWS, "open", ()):
+            for draws in _open_draw_sets():
                 draws.add(f"random.{_name}")
             return _original(*args, **kwargs)
 
         setattr(random, name, functools.update_wrapper(wrapper, original))
     _PYTHON_WRAPPED = True
+
+
+def _open_draw_sets() -> list[set[str]]:
+    """This thread's sets recording Python random draws, one per GlobalGenerators not yet checked."""
+    if not hasattr(_PYTHON_DRAWS, "open"):
+        _PYTHON_DRAWS.open = []
+    return _PYTHON_DRAWS.open
 
 
 class GlobalGenerators:
@@ -70,9 +77,7 @@ class GlobalGenerators:
         self.python = random.getstate() if threading.active_count() == 1 else None
         _record_python_random_draws()
         self.python_draws: set[str] = set()
-        if not hasattr(_PYTHON_DRAWS, "open"):
-            _PYTHON_DRAWS.open = []
-        _PYTHON_DRAWS.open.append(self.python_draws)
+        _open_draw_sets().append(self.python_draws)
         self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
 
     def moved(self) -> list[str]:
@@ -84,9 +89,8 @@ class GlobalGenerators:
         now = np.random.get_state()
         if not (np.array_equal(self.numpy[1], now[1]) and tuple(self.numpy[2:]) == tuple(now[2:])):
             names.append("numpy (np.random)")
-        open_sets = getattr(_PYTHON_DRAWS, "open", [])
-        if any(d is self.python_draws for d in open_sets):
-            open_sets[:] = [d for d in open_sets if d is not self.python_draws]
+        open_sets = _open_draw_sets()
+        open_sets[:] = [d for d in open_sets if d is not self.python_draws]  # stop recording for this run
         if self.python_draws or (self.python is not None and self.python != random.getstate()):
             names.append("Python random")
         return names
