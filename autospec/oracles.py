@@ -14,6 +14,14 @@ uses a few coordinates per row asks for those; the structured oracles answer
 in time proportional to what is asked.  Oracles that only implement the dense
 ``marginals(partial)`` keep working: the counting wrapper slices their answer.
 
+Sessions: a sampler whose rows only gain pins (Sequential: one pin per row
+per round) opens ``oracle.open_session(partial)`` and then alternates
+``session.marginals(positions)`` (one round) with ``session.pin(...)`` (no
+round: it says which value was drawn, the oracle learns nothing it could not
+read from the next query's row).  The oracle keeps incremental state (counts,
+nearest pins, a rank-one-updated kernel) instead of reading [B, n] each
+round; the default session keeps x and asks ``answer_at``.
+
 Depth accounting: one call of the oracle is one parallel round.  The counting
 wrapper charges each sample one round for every call it takes part in and one
 query for every row it owns, whatever positions the row asks for (a query is
@@ -40,6 +48,8 @@ __all__ = [
     "placeholder_marginals",
     "at_positions",
     "PrefixRows",
+    "OracleSession",
+    "CountedSession",
 ]
 
 
@@ -244,6 +254,46 @@ def check_prefix_rows(rows: object, n: int, q: int) -> PrefixRows:
     return rows
 
 
+class OracleSession:
+    """Rows that only gain pins, asked round after round; the oracle may keep incremental state.
+
+    ``x`` [B, n] holds the rows' pins (read it, never write it).  ``pin(rows, positions, values)`` pins
+    coordinate positions[j] of row rows[j] to values[j] (rows None: every row in order, one pin each);
+    the coordinate must be free.  ``answer_at(positions [B, k])`` answers every row at its asked
+    coordinates exactly as ``oracle.answer_at(x, positions)`` would.  This default keeps x and asks
+    ``answer_at``; structured oracles subclass it with state updated by each pin.
+    """
+
+    def __init__(self, oracle: "ConditionalOracle", partial: torch.Tensor):
+        self.oracle = oracle
+        self.x = partial.clone()
+
+    def pin(self, rows: torch.Tensor | None, positions: torch.Tensor, values: torch.Tensor) -> None:
+        if rows is None:
+            self.x.scatter_(1, positions.unsqueeze(1), values.unsqueeze(1))
+        else:
+            self.x[rows, positions] = values
+
+    def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
+        return self.oracle.answer_at(self.x, positions)
+
+
+def _own_session(oracle: object) -> bool:
+    """Whether the oracle's session is written for its own answers: the class that defines
+    ``open_session`` must also be (a subclass of) the one that defines ``answer`` and ``answer_at``, so
+    a wrapper overriding the answers of a structured oracle is never bypassed by the parent's state."""
+    if not isinstance(oracle, ConditionalOracle):
+        return False
+    mro = type(oracle).__mro__
+
+    def owner(name: str) -> type:
+        return next(c for c in mro if name in vars(c))
+
+    session_owner = owner("open_session")
+    return session_owner is not ConditionalOracle and all(
+        issubclass(session_owner, owner(name)) for name in ("answer", "answer_at"))
+
+
 class ConditionalOracle:
     """Base class for exact oracles: implement ``answer(partial) -> OracleAnswer``.
 
@@ -267,6 +317,10 @@ class ConditionalOracle:
         """Laws at positions [R, k] of the rows a PrefixRows describes: [R, k, q].  By default the rows
         are written out and ``answer_at`` answers them; structured oracles answer from base and deltas."""
         return self.answer_at(rows.materialise(), positions)
+
+    def open_session(self, partial: torch.Tensor) -> OracleSession:
+        """Incremental state for rows that only gain pins (see ``OracleSession``)."""
+        return OracleSession(self, partial)
 
     def query(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None,
               positions: torch.Tensor | None = None) -> OracleAnswer:
@@ -361,6 +415,13 @@ class CountingOracle(ConditionalOracle):
             positions = check_positions(positions, partial.shape[0], self.n)
         self.counter.charge(partial.shape[0], sample_ids)
         self._last, self._last_dense = partial, None
+        answer = self._answer(partial, sample_ids, positions)
+        answer.marginals = self._validated(answer.marginals, partial, positions)
+        return answer
+
+    def _answer(self, partial: torch.Tensor, sample_ids: torch.Tensor | None,
+                positions: torch.Tensor | None) -> OracleAnswer:
+        """The inner oracle's answer to validated rows (not yet validated itself, no round charged here)."""
         if isinstance(self.inner, ConditionalOracle) and type(self.inner).query is not ConditionalOracle.query:
             answer = self.inner.query(partial, sample_ids, positions)  # e.g. a counting oracle inside: it counts too
         elif isinstance(self.inner, ConditionalOracle) and positions is not None and \
@@ -378,8 +439,12 @@ class CountingOracle(ConditionalOracle):
                 self._check_shape(marginals, (partial.shape[0], self.n, self.q))
                 self._last_dense = marginals
                 answer.marginals = at_positions(marginals, positions.to(marginals.device))
-        answer.marginals = self._validated(answer.marginals, partial, positions)
         return answer
+
+    def open_session(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None) -> "CountedSession":
+        """A session over rows ``partial`` [B, n] (see ``OracleSession``): every ``marginals`` call is one
+        round charged to ``sample_ids`` (None: a lock-step batch, as in ``query``), every answer validated."""
+        return CountedSession(self, check_partial(partial, self.n, self.q), sample_ids)
 
     def query_prefixes(self, rows: PrefixRows, sample_ids: torch.Tensor | None = None,
                        positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -455,6 +520,12 @@ class CountingOracle(ConditionalOracle):
         marginals = marginals.to(torch.float64)
         if marginals.numel() == 0:
             return marginals
+        # every check at once, one synchronisation (NaN fails every comparison); the checks below name the fault
+        on_pin = marginals.gather(-1, pins.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        valid = ((marginals >= -self.tolerance).all(-1) & ((marginals.sum(-1) - 1).abs() <= self.tolerance)
+                 & ((pins < 0) | (on_pin >= 1 - self.tolerance)))
+        if bool(valid.all()):
+            return marginals.clamp(min=0.0)
 
         def coordinate(row: int, j: int) -> int:
             return j if positions is None else int(positions[row, j])
@@ -492,6 +563,78 @@ class CountingOracle(ConditionalOracle):
                     f"{row} mass {mass_on_pin[row, j].item():.6g} on its pinned value, expected 1"
                 )
         return marginals.clamp(min=0.0)
+
+
+class CountedSession(OracleSession):
+    """A counting oracle's session: each ``marginals(positions)`` / ``answer_at`` is one round, charged and
+    validated as ``query`` would; ``pin`` is checked (coordinates in range and free, values in [0, q))
+    and is no round (it only says which value the sampler drew)."""
+
+    def __init__(self, counting: CountingOracle, partial: torch.Tensor, sample_ids: torch.Tensor | None):
+        self.counting, self.sample_ids = counting, sample_ids
+        inner = counting.inner
+        if isinstance(inner, CountingOracle):
+            self.state: OracleSession = inner.open_session(partial, sample_ids)  # it counts too
+        elif _own_session(inner):
+            self.state = inner.open_session(partial)
+        else:
+            self.state = _QueriedSession(counting, partial, sample_ids)
+        counting._last, counting._last_dense = None, None
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self.state.x
+
+    def pin(self, rows: torch.Tensor | None, positions: torch.Tensor, values: torch.Tensor) -> None:
+        x = self.state.x
+        B, n = x.shape
+        for name, value in (("positions", positions), ("values", values)) + ((("rows", rows),) if rows is not None else ()):
+            if not isinstance(value, torch.Tensor) or value.dtype.is_floating_point or value.dtype == torch.bool:
+                raise TypeError(f"pin: {name} must be an integer tensor, got "
+                                f"{value.dtype if isinstance(value, torch.Tensor) else type(value).__name__}")
+        expected = [B] if rows is None else list(rows.shape)
+        if (rows is not None and rows.dim() != 1) or list(positions.shape) != expected or list(values.shape) != expected:
+            raise ValueError(f"pin: rows, positions and values must be 1-D of one length ({'one per row, ' if rows is None else ''}"
+                             f"{expected}), got positions {list(positions.shape)}, values {list(values.shape)}")
+        if not positions.numel():
+            return
+        positions, values = positions.to(device=x.device, dtype=torch.long), values.to(device=x.device, dtype=torch.long)
+        row_index = torch.arange(B, device=x.device) if rows is None else rows.to(device=x.device, dtype=torch.long)
+        bad = (positions < 0) | (positions >= n) | (values < 0) | (values >= self.counting.q) | (row_index < 0) | (row_index >= B)
+        if not bool(bad.any()):
+            bad = x[row_index, positions] >= 0
+        if bool(bad.any()):
+            j = int(torch.nonzero(bad)[0])
+            raise ValueError(f"pin: row {int(row_index[j])} coordinate {int(positions[j])} value {int(values[j])}: expected a free "
+                             f"coordinate in [0, {n - 1}], a row in [0, {B - 1}] and a value in [0, {self.counting.q - 1}]")
+        if rows is not None and row_index.numel() > 1 and \
+                torch.unique(row_index * n + positions).numel() < row_index.numel():
+            raise ValueError("pin: the same coordinate of a row is pinned twice in one call")
+        self.state.pin(None if rows is None else row_index, positions, values)
+
+    def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
+        x = self.state.x
+        positions = check_positions(positions, x.shape[0], self.counting.n).to(x.device)
+        self.counting.counter.charge(x.shape[0], self.sample_ids)
+        self.counting._last, self.counting._last_dense = None, None  # reread() reads query calls only
+        answer = self.state.answer_at(positions)
+        answer.marginals = self.counting._validated(answer.marginals, x, positions)
+        return answer
+
+    def marginals(self, positions: torch.Tensor) -> torch.Tensor:
+        """One round: the laws at positions [B, k] of every row: [B, k, q]."""
+        return self.answer_at(positions).marginals
+
+
+class _QueriedSession(OracleSession):
+    """An oracle without a session of its own: each round answers x as ``query`` would (uncharged here)."""
+
+    def __init__(self, counting: CountingOracle, partial: torch.Tensor, sample_ids: torch.Tensor | None):
+        super().__init__(counting, partial)
+        self.sample_ids = sample_ids
+
+    def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
+        return self.oracle._answer(self.x, self.sample_ids, positions)
 
 
 def _row(partial, row: int) -> list[int]:

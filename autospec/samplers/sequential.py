@@ -22,9 +22,11 @@ class Sequential(Sampler):
         n = oracle.n
         order = draw_order(self.order, num_samples, n, rng, self.device)
         x = torch.full((num_samples, n), -1, dtype=torch.long, device=self.device)
-        everyone = torch.arange(num_samples, device=self.device)
+        # rows only gain pins: the oracle keeps incremental state between rounds (one row per sample, so
+        # sample_ids None charges each sample one round and one query per call, as the sample ids would)
+        session = oracle.open_session(x)
         for t in range(n):
             position = order[:, t]
-            law = oracle.marginals(x, sample_ids=everyone, positions=position.unsqueeze(1))[:, 0]  # [N, q]
-            x[everyone, position] = rng.categorical(law).to(self.device)
-        return x
+            law = session.marginals(position.unsqueeze(1))[:, 0]  # [N, q]: one round
+            session.pin(None, position, rng.categorical(law).to(self.device))
+        return session.x.clone()

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
+from autospec.oracles import ConditionalOracle, OracleAnswer, OracleSession, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
 from autospec.targets.structured import StructuredTarget, check_n_q, count_statistics, pair_statistic, single_statistic
 
@@ -121,6 +121,9 @@ class CurieWeissOracle(ConditionalOracle):
         feasible = torch.ones(B, dtype=torch.bool, device=self.device)
         return OracleAnswer(torch.where((pins < 0).unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
 
+    def open_session(self, partial: torch.Tensor) -> "CurieWeissSession":
+        return CurieWeissSession(self, partial.to(self.device))
+
     def answer_prefixes(self, rows, positions: torch.Tensor) -> OracleAnswer:
         """Prefix rows (``PrefixRows``): the counts of x plus those of the drafted slots before each length."""
         positions = positions.to(self.device)
@@ -135,6 +138,27 @@ class CurieWeissOracle(ConditionalOracle):
         f = f_base[owner] - pinned_before[owner, length]
         c = c_base[owner] + ones_before[owner, length]
         return self._laws(f, c, rows.pins_at(positions))
+
+
+class CurieWeissSession(OracleSession):
+    """Incremental state: each row's free count and count of ones, updated by each pin (O(1) a pin)."""
+
+    def __init__(self, oracle: CurieWeissOracle, partial: torch.Tensor):
+        super().__init__(oracle, partial)
+        self.free, self.ones = (partial < 0).sum(1), (partial == 1).sum(1)
+
+    def pin(self, rows, positions, values) -> None:
+        super().pin(rows, positions, values)
+        ones = (values == 1).to(torch.long)
+        if rows is None:
+            self.free -= 1
+            self.ones += ones
+        else:
+            self.free.index_add_(0, rows, torch.full_like(ones, -1))
+            self.ones.index_add_(0, rows, ones)
+
+    def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
+        return self.oracle._laws(self.free, self.ones, self.x.gather(1, positions))
 
 
 def _log_binomial(n: int, k: torch.Tensor) -> torch.Tensor:

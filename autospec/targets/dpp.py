@@ -29,13 +29,14 @@ import math
 import numpy as np
 import torch
 
-from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
+from autospec.oracles import ConditionalOracle, OracleAnswer, OracleSession, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
 from autospec.targets.structured import StructuredTarget, check_n_q, count_statistics, pair_statistic, single_statistic
 
 __all__ = ["DPPTarget", "DPPOracle", "fourier_features"]
 
 _RANK_TOL = 1e-10
+_PIN_TOL = 1e-10  # a pin of conditional probability at most this is treated as impossible (session updates)
 
 
 def fourier_features(n: int, rank: int) -> torch.Tensor:
@@ -203,6 +204,16 @@ class DPPOracle(ConditionalOracle):
         good = (pins < 0) & feasible.unsqueeze(1)
         return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
 
+    def open_session(self, partial: torch.Tensor) -> "DPPSession":
+        return DPPSession(self, partial.to(self.device))
+
+    def _laws_at(self, Q: torch.Tensor, feasible: torch.Tensor, positions: torch.Tensor, pins: torch.Tensor) -> OracleAnswer:
+        b = self.features[positions]  # [B, k, r]
+        p1 = ((b @ Q) * b).sum(-1).clamp(0.0, 1.0)  # [B, k]: b_i^T Q b_i
+        law = torch.stack([1 - p1, p1], -1)
+        good = (pins < 0) & feasible.unsqueeze(1)
+        return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
+
     def answer_prefixes(self, rows, positions: torch.Tensor) -> OracleAnswer:
         """Prefix rows (``PrefixRows``): rank-one updates of x's Gram sums by the drafted items, no [R, n] row.
 
@@ -238,3 +249,46 @@ class DPPOracle(ConditionalOracle):
         pins = rows.pins_at(positions)
         good = (pins < 0) & feasible.unsqueeze(1)
         return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
+
+
+def condition_kernel(Q: torch.Tensor, b: torch.Tensor, included: torch.Tensor, feasible: torch.Tensor):
+    """Pin one item per row of a DPP whose marginal kernel is K = F Q F^T: Q [B, r, r], the item's
+    features b [B, r], included [B] bool, feasible [B] -> (Q', feasible').
+
+    Conditioning a DPP on i in Y gives kernel K - K_.i K_i. / K_ii, on i not in Y gives
+    K + K_.i K_i. / (1 - K_ii); with K_.i = F Q b both are rank-one updates of Q (O(r^2) a pin, no
+    eigendecomposition).  A pin of probability <= 1e-10 makes the row infeasible (Q left unchanged)."""
+    v = (Q @ b.unsqueeze(-1)).squeeze(-1)  # [B, r]
+    p = (v * b).sum(-1)  # K_ii
+    chance = torch.where(included, p, 1 - p)
+    possible = feasible & (chance > _PIN_TOL)
+    scale = torch.where(possible, torch.where(included, -1.0, 1.0) / torch.where(possible, chance, 1.0), 0.0)
+    return Q + scale.view(-1, 1, 1) * v.unsqueeze(-1) * v.unsqueeze(-2), possible
+
+
+class DPPSession(OracleSession):
+    """Incremental state: Q [B, r, r] with P(i in Y | pins) = b_i^T Q b_i, computed once from the pins
+    it starts with (Schur complements, as ``answer``) and then updated by one rank-one step per pin
+    (``condition_kernel``): a round costs O(B k r^2) instead of O(B n r^2) plus an eigendecomposition."""
+
+    def __init__(self, oracle: DPPOracle, partial: torch.Tensor):
+        super().__init__(oracle, partial)
+        self.Q, self.feasible = oracle._kernel(partial)
+
+    def pin(self, rows, positions, values) -> None:
+        super().pin(rows, positions, values)
+        if rows is not None and torch.unique(rows).numel() < rows.numel():  # several pins in a row: one at a time
+            for j in range(rows.numel()):
+                self._one(rows[j:j + 1], positions[j:j + 1], values[j:j + 1])
+            return
+        self._one(rows, positions, values)
+
+    def _one(self, rows, positions, values) -> None:
+        b = self.oracle.features[positions]
+        if rows is None:
+            self.Q, self.feasible = condition_kernel(self.Q, b, values == 1, self.feasible)
+        else:
+            self.Q[rows], self.feasible[rows] = condition_kernel(self.Q[rows], b, values == 1, self.feasible[rows])
+
+    def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
+        return self.oracle._laws_at(self.Q, self.feasible, positions, self.x.gather(1, positions))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
+from autospec.oracles import ConditionalOracle, OracleAnswer, OracleSession, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
 from autospec.targets.structured import StructuredTarget, chain_statistics, check_n_q
 
@@ -165,6 +165,9 @@ class MarkovChainOracle(ConditionalOracle):
 
         return self._finish(numerators, partial.gather(1, positions), feasible, placeholder_if_infeasible)
 
+    def open_session(self, partial: torch.Tensor) -> "MarkovChainSession":
+        return MarkovChainSession(self, partial.to(self.device))
+
     def answer_prefixes(self, rows, positions: torch.Tensor) -> OracleAnswer:
         """Prefix rows (``PrefixRows``): the nearest pins of x (scans over [A, n], once per sample) and the
         nearest drafted pins before each length ([R, k, K] comparisons): never a [R, n] row."""
@@ -213,3 +216,46 @@ class MarkovChainOracle(ConditionalOracle):
             feasible = feasible()
             good = good & feasible.unsqueeze(1)
         return OracleAnswer(torch.where(good.unsqueeze(-1), conditional, placeholder_marginals(pins, self.q)), feasible)
+
+
+class MarkovChainSession(OracleSession):
+    """Incremental state: every coordinate's nearest pin at or before it and at or after it ([B, n] each).
+    A pin at p moves the nearest-left pin of the coordinates from p up to the next pin, and the
+    nearest-right one of those from the previous pin up to p: one masked max / min per pin, no scan."""
+
+    def __init__(self, oracle: MarkovChainOracle, partial: torch.Tensor):
+        super().__init__(oracle, partial)
+        self.index = torch.arange(oracle.n, device=partial.device)
+        self._rescan(slice(None))
+
+    def _rescan(self, rows) -> None:
+        x = self.x[rows]
+        n = x.shape[1]
+        index = self.index.expand_as(x)
+        pinned = x >= 0
+        left = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
+        right = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
+        if isinstance(rows, slice):
+            self.left, self.right = left, right
+        else:
+            self.left[rows], self.right[rows] = left, right
+
+    def pin(self, rows, positions, values) -> None:
+        super().pin(rows, positions, values)
+        if rows is not None:  # several pins per row possible: rescan the rows touched
+            self._rescan(torch.unique(rows))
+            return
+        at = positions.unsqueeze(1)
+        self.left = torch.maximum(self.left, torch.where(self.index >= at, at, -1))
+        self.right = torch.minimum(self.right, torch.where(self.index <= at, at, self.oracle.n))
+
+    def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
+        oracle, x = self.oracle, self.x
+        n = oracle.n
+        left, right = self.left.gather(1, positions), self.right.gather(1, positions)
+        value = x.clamp(min=0)
+        numerators = oracle._numerators(positions, left, right, value.gather(1, left.clamp(min=0)),
+                                        value.gather(1, right.clamp(max=n - 1)))
+        x_now = x.clone()  # feasibility is computed when read, from the pins as they are now
+        return oracle._finish(numerators, x.gather(1, positions),
+                              lambda: oracle.answer_at(x_now, positions[:, :0]).feasible, False)
