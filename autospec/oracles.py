@@ -599,18 +599,24 @@ class CountedSession(OracleSession):
         if not positions.numel():
             return
         positions, values = positions.to(device=x.device, dtype=torch.long), values.to(device=x.device, dtype=torch.long)
-        row_index = torch.arange(B, device=x.device) if rows is None else rows.to(device=x.device, dtype=torch.long)
-        bad = (positions < 0) | (positions >= n) | (values < 0) | (values >= self.counting.q) | (row_index < 0) | (row_index >= B)
-        if not bool(bad.any()):
-            bad = x[row_index, positions] >= 0
+        if rows is None:  # the common case (a Sequential round): range and freeness in one synchronisation
+            at = positions.clamp(0, n - 1)
+            bad = (at != positions) | (values.clamp(0, self.counting.q - 1) != values) | (x.gather(1, at.unsqueeze(1)).squeeze(1) >= 0)
+            row_index = None
+        else:
+            row_index = rows.to(device=x.device, dtype=torch.long)
+            bad = (positions < 0) | (positions >= n) | (values < 0) | (values >= self.counting.q) | (row_index < 0) | (row_index >= B)
+            if not bool(bad.any()):
+                bad = x[row_index, positions] >= 0
         if bool(bad.any()):
             j = int(torch.nonzero(bad)[0])
+            row_index = torch.arange(B, device=x.device) if row_index is None else row_index
             raise ValueError(f"pin: row {int(row_index[j])} coordinate {int(positions[j])} value {int(values[j])}: expected a free "
                              f"coordinate in [0, {n - 1}], a row in [0, {B - 1}] and a value in [0, {self.counting.q - 1}]")
-        if rows is not None and row_index.numel() > 1 and \
+        if row_index is not None and row_index.numel() > 1 and \
                 torch.unique(row_index * n + positions).numel() < row_index.numel():
             raise ValueError("pin: the same coordinate of a row is pinned twice in one call")
-        self.state.pin(None if rows is None else row_index, positions, values)
+        self.state.pin(row_index, positions, values)
 
     def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
         x = self.state.x

@@ -57,6 +57,9 @@ def _check_probs(probs: torch.Tensor, name: str) -> torch.Tensor:
         raise ValueError(f"{name} must have a last axis of categories, got a scalar")
     if probs.shape[-1] == 0:
         raise ValueError(f"{name} has an empty last axis: need at least one category")
+    total = probs.sum(-1)
+    if bool(((probs >= 0).all() & (total > 0).all() & torch.isfinite(total).all())):  # one synchronisation
+        return total  # (NaN fails >= 0; a finite sum of non-negative weights has every weight finite)
     if not bool(torch.isfinite(probs).all()):
         raise ValueError(f"{name} contains NaN or infinite weights")
     if bool((probs < 0).any()):

@@ -123,6 +123,31 @@ def test_exactness_table_on_a_small_instance():
     assert result["mutants"][0]["caught"] and result["mutants"][0]["verdict"] == "fail"
 
 
+def test_exactness_journal_keeps_finished_checks_and_resumes(tmp_path, monkeypatch):
+    """A killed exactness run keeps every finished check: a rerun with the same journal reads them back and runs
+    only what is missing; a line cut by the kill is run again."""
+    import verification
+
+    journal = str(tmp_path / "exactness.jsonl")
+    kwargs = dict(n=32, num_samples=200, families=["xor"], samplers=[TokenSpeculative(4)], mutants="all",
+                  only_mutants={"no-verification"}, log=lambda *a: None, journal=journal)
+    first = depth.run_exactness(**kwargs)
+    with open(journal) as f:
+        lines = f.readlines()
+    assert len(lines) == 2  # the sampler and the mutant, each written as it finished
+    with open(journal, "w") as f:  # the mutant's line cut short, as by a kill mid-write
+        f.write(lines[0] + lines[1][: len(lines[1]) // 2])
+    calls = []
+    real = verification.check_exact
+    monkeypatch.setattr(verification, "check_exact", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    second = depth.run_exactness(**kwargs)
+    assert len(calls) == 1  # only the mutant, whose line was cut, ran again
+    assert second["samplers"] == first["samplers"]
+    assert [m["verdict"] for m in second["mutants"]] == [m["verdict"] for m in first["mutants"]]
+    other = depth.run_exactness(**{**kwargs, "num_samples": 150})  # another budget: nothing is reused
+    assert other["samplers"][0]["num_samples"] == 150 and len(calls) == 3
+
+
 def test_neural_oracle_follows_the_protocol():
     # Not a consistent joint: only the protocol and the sampler run are checked, never exactness.
     from autospec import Randomness

@@ -540,7 +540,7 @@ def exactness_samplers(device="cpu"):
 
 def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 1e-4, families=None, samplers=None,
                   mutants: str = "all", mutant_families=None, device: str = "cpu", log=print, tv: float = EXACTNESS_TV,
-                  only_mutants=None) -> dict:
+                  only_mutants=None, journal: str | None = None) -> dict:
     """check_exact of every sampler on every family at n, through the exact statistic laws (statistics path:
     exact single and pair marginals and count laws); then catalogue("discrete") mutants on ``mutant_families``
     (default: the same families).  A mutant is caught when its check FAILS.
@@ -549,10 +549,14 @@ def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 
     detected with power 0.99; otherwise the given budget is used and each record carries the
     min_detectable_tv check_exact reports (what is bounded is in details["min_detectable_tv_of"]).
     mutants: "all", "until-two" (catalogue order, stop once two are caught) or "none".
+    journal: a JSON-lines file; every finished check is appended to it at once, and checks already in it
+    (same n, budget, alpha, family, sampler or mutant) are read back instead of run again, so a killed run
+    resumes where it stopped.
     Cost: the samplers ask positions / prefixes, so a round costs O(samples * n) on markov, curie-weiss, dpp
     and xor; the hmm oracle answers densely (forward-backward over every row), much slower.
     """
     from verification import check_exact
+    from verification.running import sampler_name
 
     if mutants not in ("all", "until-two", "none"):
         raise ValueError(f"mutants must be 'all', 'until-two' or 'none', got {mutants!r}")
@@ -578,11 +582,18 @@ def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 
                 "tv_of": res.tv_of, "statistics_tested": len(res.statistics_tested), "mean_rounds": res.mean_rounds,
                 "seconds": seconds, "reason": res.reason}
 
+    done = _read_journal(journal, n, num_samples, tv, alpha)
     targets = {family: EXACTNESS_FAMILIES[family](n) for family in dict.fromkeys(list(families) + list(mutant_families))}
     for family in families:
         for sampler in (exactness_samplers(device) if samplers is None else samplers):
+            key = ("sampler", family, sampler_name(sampler))
+            if key in done:
+                out["samplers"].append(done[key])
+                continue
             res, seconds = check(sampler, targets[family], 1)
-            out["samplers"].append(entry(family, res, seconds))
+            record = entry(family, res, seconds)
+            out["samplers"].append(record)
+            _append_journal(journal, key, record, n, num_samples, tv, alpha)
             log(f"  exact? {family:12s} {res.sampler:60s} N={res.num_samples:6d} p = {res.p_value:.3g}  {res.verdict}"
                 f"  (detects TV >= {res.min_detectable_tv:.3f}; {seconds:.0f}s)")
     if mutants != "none":
@@ -593,10 +604,18 @@ def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 
             for mutant in catalogue("discrete"):
                 if only_mutants is not None and mutant.name not in only_mutants:
                     continue
+                key = ("mutant", family, mutant.name)
+                if key in done:
+                    out["mutants"].append(done[key])
+                    caught += done[key]["caught"]
+                    if mutants == "until-two" and caught >= 2:
+                        break
+                    continue
                 res, seconds = check(mutant.make(), targets[family], 2)
                 record = entry(family, res, seconds)
                 record.update(mutant=mutant.name, caught=res.verdict == "fail", caught_on=[family] if res.verdict == "fail" else [])
                 out["mutants"].append(record)
+                _append_journal(journal, key, record, n, num_samples, tv, alpha)
                 caught += record["caught"]
                 log(f"  mutant {mutant.name:28s} {family:12s} N={res.num_samples:6d} p = {res.p_value:.3g}  "
                     f"{'CAUGHT' if record['caught'] else res.verdict}  (statistic TV estimate {res.tv_estimate:.3f}; {seconds:.0f}s)")
@@ -604,6 +623,35 @@ def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 
                     break
     out["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return out
+
+
+def _journal_setting(n, num_samples, tv, alpha) -> dict:
+    return {"n": n, "num_samples": num_samples, "planned_tv": tv if num_samples is None else None, "alpha": alpha}
+
+
+def _read_journal(path: str | None, n, num_samples, tv, alpha) -> dict:
+    """The checks a journal already holds for this setting: {(kind, family, name): record}."""
+    if path is None or not os.path.exists(path):
+        return {}
+    setting, done = _journal_setting(n, num_samples, tv, alpha), {}
+    with open(path) as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a kill: that check runs again
+                continue
+            if entry.get("setting") == setting:
+                done[tuple(entry["key"])] = entry["record"]
+    return done
+
+
+def _append_journal(path: str | None, key, record, n, num_samples, tv, alpha) -> None:
+    if path is None:
+        return
+    with open(path, "a") as f:
+        f.write(json.dumps({"setting": _journal_setting(n, num_samples, tv, alpha), "key": list(key), "record": record}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def format_exactness(result: dict) -> str:
@@ -663,6 +711,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "unless --exactness-samples), and every discrete mutant on every family")
     parser.add_argument("--exactness-samples", type=int, default=None, help="samples per exactness check (default: planned for TV 0.05)")
     parser.add_argument("--exactness-families", default=None, help=f"comma-separated, from {sorted(EXACTNESS_FAMILIES)} (default all)")
+    parser.add_argument("--exactness-only", action="store_true",
+                        help="run only the exactness checks (no depth grid); each finished check is kept in OUT/exactness.jsonl "
+                             "and a rerun resumes from it")
 
 
 def _ints(text: str, option: str, low: int) -> list[int]:
@@ -733,16 +784,20 @@ def _run_from_args(args) -> int:
                          rel_halfwidth=QUICK_REL_HALFWIDTH if (args.quick and args.samples is None) else None,
                          resolve_min_n=1024 if (args.quick and args.samples is None) else None,
                          family_max_n={"neural": 256} if args.quick else {}, fixed_max_n=1024 if args.quick else None)
-    print(f"depth grid on {device}: n = {ns}, families = {families}")
-    results = run_depth(config, args.out)
-    print(format_table(results))
-    if args.exactness:
-        fams = None if args.exactness_families is None else _names(args.exactness_families, "--exactness-families", list(EXACTNESS_FAMILIES))
-        exact = run_exactness(device=device, num_samples=args.exactness_samples, families=fams)
+    fams = None if args.exactness_families is None else _names(args.exactness_families, "--exactness-families", list(EXACTNESS_FAMILIES))
+    if not args.exactness_only:
+        print(f"depth grid on {device}: n = {ns}, families = {families}")
+        results = run_depth(config, args.out)
+        print(format_table(results))
+    if args.exactness or args.exactness_only:
+        exact = run_exactness(device=device, num_samples=args.exactness_samples, families=fams,
+                              journal=os.path.join(args.out, "exactness.jsonl"))
         print(format_exactness(exact))
         with open(os.path.join(args.out, "exactness.json"), "w") as f:
             json.dump(exact, f, indent=1)
-    print(f"\nwrote {os.path.join(args.out, 'depth.json')}")
+        print(f"\nwrote {os.path.join(args.out, 'exactness.json')}")
+    if not args.exactness_only:
+        print(f"\nwrote {os.path.join(args.out, 'depth.json')}")
     return 0
 
 

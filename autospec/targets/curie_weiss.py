@@ -119,7 +119,10 @@ class CurieWeissOracle(ConditionalOracle):
         p1 = torch.where(f > 0, table[index], torch.zeros_like(table[index]))
         law = torch.stack([1 - p1, p1], -1).unsqueeze(1).expand(B, k, 2)
         feasible = torch.ones(B, dtype=torch.bool, device=self.device)
-        return OracleAnswer(torch.where((pins < 0).unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
+        pinned = pins >= 0
+        if not bool(pinned.any()):
+            return OracleAnswer(law, feasible)
+        return OracleAnswer(torch.where(pinned.unsqueeze(-1), placeholder_marginals(pins, 2), law), feasible)
 
     def open_session(self, partial: torch.Tensor) -> "CurieWeissSession":
         return CurieWeissSession(self, partial.to(self.device))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from autospec.oracles import ConditionalOracle, OracleAnswer, placeholder_marginals
+from autospec.oracles import ConditionalOracle, OracleAnswer, OracleSession, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
 from autospec.targets.structured import StructuredTarget, check_n_q, count_statistics, pair_statistic, single_statistic
 
@@ -235,12 +235,23 @@ class XorOracle(ConditionalOracle):
 
         return self._at(pins_of, positions, rows.pins_at(positions), lambda: self._dense(rows.materialise())[1])
 
+    def open_session(self, partial: torch.Tensor) -> "XorSession":
+        return XorSession(self, partial.to(self.device))
+
+    def _component_masks(self, pins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pins [..., g] of a component's variables -> (which are pinned, which are pinned to 1) as bit masks."""
+        pinned = ((pins >= 0).to(torch.long) * self.slot_weights).sum(-1)
+        ones = ((pins == 1).to(torch.long) * self.slot_weights).sum(-1)
+        return pinned, ones
+
     def _at(self, pins_of, positions: torch.Tensor, own: torch.Tensor, feasible) -> OracleAnswer:
         comps = self.comp_of[positions]  # [B, k]
-        variables = self.comp_vars[comps]  # [B, k, g]
-        pins = pins_of(variables)
-        pinned = ((pins >= 0).to(torch.long) * self.slot_weights).sum(-1)  # [B, k] bit masks
-        ones = ((pins == 1).to(torch.long) * self.slot_weights).sum(-1)
+        pinned, ones = self._component_masks(pins_of(self.comp_vars[comps]))  # [B, k] bit masks
+        return self._laws(comps, pinned, ones, positions, own, feasible)
+
+    def _laws(self, comps, pinned, ones, positions, own, feasible) -> OracleAnswer:
+        """The laws at positions [B, k] from their components' pin masks [B, k]: the share of the
+        component's solutions agreeing with the pins that put a 1 there."""
         masks = self.comp_masks[comps]  # [B, k, S]
         agree = (((masks ^ ones.unsqueeze(-1)) & pinned.unsqueeze(-1)) == 0) & (masks >= 0)
         count = agree.sum(-1)  # [B, k]
@@ -249,6 +260,36 @@ class XorOracle(ConditionalOracle):
         law = torch.stack([1 - p1, p1], -1)
         good = (own < 0) & (count > 0)
         return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(own, 2)), feasible)
+
+
+class XorSession(OracleSession):
+    """Incremental state: per row and component, the bit masks of its pinned variables and of those
+    pinned to 1 ([B, C] each), updated by each pin; a round reads the asked coordinates' masks (O(B k S))."""
+
+    def __init__(self, oracle: XorOracle, partial: torch.Tensor):
+        super().__init__(oracle, partial)
+        B = partial.shape[0]
+        padded = torch.cat([partial, partial.new_full((B, 1), -1)], 1)
+        C, g = oracle.comp_vars.shape
+        pins = padded[:, oracle.comp_vars.reshape(-1)].reshape(B, C, g)
+        self.pinned, self.ones = oracle._component_masks(pins)  # [B, C]
+
+    def pin(self, rows, positions, values) -> None:
+        super().pin(rows, positions, values)
+        oracle = self.oracle
+        comps, bit = oracle.comp_of[positions], oracle.slot_weights[oracle.slot_of[positions]]
+        if rows is None:
+            rows = torch.arange(positions.shape[0], device=positions.device)
+        # distinct coordinates of one component have distinct bits, so adding them sets them
+        self.pinned.index_put_((rows, comps), bit, accumulate=True)
+        self.ones.index_put_((rows, comps), bit * (values == 1).to(torch.long), accumulate=True)
+
+    def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
+        oracle, x = self.oracle, self.x
+        comps = oracle.comp_of[positions]
+        x_now = x.clone()  # feasibility is computed when read, from the pins as they are now
+        return oracle._laws(comps, self.pinned.gather(1, comps), self.ones.gather(1, comps), positions,
+                            x.gather(1, positions), lambda: oracle._dense(x_now)[1])
 
 
 def _components(n, equations):
