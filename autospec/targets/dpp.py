@@ -152,6 +152,7 @@ class DPPOracle(ConditionalOracle):
         r = target.r
         self.outer = (self.features.unsqueeze(2) * self.features.unsqueeze(1)).reshape(self.n, r * r)  # [n, r^2]
         self.scale = float(self.outer.reshape(self.n, r, r).diagonal(dim1=1, dim2=2).sum())  # trace of the full Gram
+        self._prefix_cache = None  # (key, the keyed tensors, W table, feasible table) of the last prefix rows
 
     def _kernel(self, partial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Q [B, r, r] (P(i in Y | pins) = b_i^T Q b_i for free i) and feasible [B]: O(B n r^2), then O(B r^3)."""
@@ -161,6 +162,20 @@ class DPPOracle(ConditionalOracle):
 
     def _kernel_from(self, gram_a: torch.Tensor, gram_f: torch.Tensor, num_included: torch.Tensor):
         """Q and feasible from the Gram sums over included and over free items ([B, r^2] each)."""
+        Pi, M, feasible = self._schur(gram_a, gram_f, num_included)
+        return Pi @ torch.linalg.inv(M) @ Pi, feasible  # [B, r, r]
+
+    def _factor(self, partial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """W [B, r, r] with Q = W W^T (P(i in Y | pins) = |W^T b_i|^2 for free i) and feasible [B]:
+        W = Pi V D^-1/2 from M = V D V^T (so a direction Pi removes stays removed to rounding of Pi)."""
+        included = (partial == 1).to(torch.float64)
+        free = (partial < 0).to(torch.float64)
+        Pi, M, feasible = self._schur(included @ self.outer, free @ self.outer, included.sum(1).to(torch.long))
+        mu, V = torch.linalg.eigh(M)
+        return Pi @ (V * mu.clamp(min=1e-300).rsqrt().unsqueeze(1)), feasible
+
+    def _schur(self, gram_a: torch.Tensor, gram_f: torch.Tensor, num_included: torch.Tensor):
+        """(Pi, M, feasible) with Q = Pi M^-1 Pi, from the Gram sums ([B, r^2] each); M = I where infeasible."""
         B = gram_a.shape[0]
         r = self.target.r
         eye = torch.eye(r, dtype=torch.float64, device=self.device)
@@ -179,76 +194,106 @@ class DPPOracle(ConditionalOracle):
         else:
             M = H + eye
         M = torch.where(feasible.view(B, 1, 1), M, eye.expand(B, r, r))
-        return Pi @ torch.linalg.inv(M) @ Pi, feasible  # [B, r, r]
+        return Pi, M, feasible
 
     def answer(self, partial: torch.Tensor) -> OracleAnswer:
         partial = partial.to(self.device)
         B, n = partial.shape
         r = self.target.r
         Q, feasible = self._kernel(partial)
-        p1 = (Q.reshape(B, r * r) @ self.outer.T).clamp(0.0, 1.0)  # [B, n]: b_i^T Q b_i
-        law = torch.stack([1 - p1, p1], -1)
+        p1 = Q.reshape(B, r * r) @ self.outer.T  # [B, n]: b_i^T Q b_i
         answer = placeholder_marginals(partial, 2)
         good = (partial < 0) & feasible.unsqueeze(1)
-        return OracleAnswer(torch.where(good.unsqueeze(-1), law, answer), feasible)
+        return OracleAnswer(torch.where(good.unsqueeze(-1), _law(p1), answer), feasible)
 
     def answer_at(self, partial: torch.Tensor, positions: torch.Tensor) -> OracleAnswer:
         """Laws at positions [B, k] only: the same Q as ``answer`` (the Gram sums over the pins, O(B n r^2)),
         then b_i^T Q b_i at the k asked items (O(B k r^2) instead of O(B n r^2) and no [B, n, 2] answer)."""
         partial, positions = partial.to(self.device), positions.to(self.device)
         Q, feasible = self._kernel(partial)
-        b = self.features[positions]  # [B, k, r]
-        p1 = ((b @ Q) * b).sum(-1).clamp(0.0, 1.0)  # [B, k]
-        law = torch.stack([1 - p1, p1], -1)
-        pins = partial.gather(1, positions)
-        good = (pins < 0) & feasible.unsqueeze(1)
-        return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
+        return self._laws_at(Q, feasible, positions, partial.gather(1, positions))
 
     def open_session(self, partial: torch.Tensor) -> "DPPSession":
         return DPPSession(self, partial.to(self.device))
 
     def _laws_at(self, Q: torch.Tensor, feasible: torch.Tensor, positions: torch.Tensor, pins: torch.Tensor) -> OracleAnswer:
         b = self.features[positions]  # [B, k, r]
-        p1 = ((b @ Q) * b).sum(-1).clamp(0.0, 1.0)  # [B, k]: b_i^T Q b_i
-        law = torch.stack([1 - p1, p1], -1)
-        good = (pins < 0) & feasible.unsqueeze(1)
-        return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
+        p1 = ((b @ Q) * b).sum(-1)  # [B, k]: b_i^T Q b_i
+        return _answer_or_placeholder(p1, feasible, pins)
 
     def answer_prefixes(self, rows, positions: torch.Tensor) -> OracleAnswer:
-        """Prefix rows (``PrefixRows``): rank-one updates of x's Gram sums by the drafted items, no [R, n] row.
+        """Prefix rows (``PrefixRows``): each sample's draft walked by rank-one steps, no [R, n] row.
 
-        Row r includes x's ones plus the drafted ones before its length, and leaves free x's free items
-        other than the drafted ones plus the drafted items from its length on: both Gram sums are x's
-        (O(A n r^2), once per sample) plus cumulative sums over the drafted slots (O(A K r^2)), additions only.
+        x's kernel is computed once a sample, as a factor Q = W W^T (``_factor``: O(A n r^2) and two
+        eigendecompositions a sample); then the K drafted slots are walked in order, each pin a rank-one
+        step of W (the square root of ``condition_kernel``'s update, O(A r^2) a slot), keeping W after
+        every slot ([A, K+1, r, r]); a row reads W at (owner, length): P(i in Y) = |W^T b_i|^2.  A pin of
+        probability <= 1e-10 makes that prefix and every longer one infeasible (placeholder).  The table
+        is kept for other subsets of the same rows (the counting wrapper's ``reread`` of the same round):
+        a reread is a gather, not a second walk.
         """
         positions = positions.to(self.device)
-        base = rows.base.to(self.device)
-        A, n = base.shape
+        Ws, feasible = self._prefix_factors(rows)
         owner, length = rows.owner.to(self.device), rows.length.to(self.device)
-        K = rows.columns.shape[1]
-        drafted = rows.drafted.to(self.device)
-        columns = rows.columns.to(self.device)
-        included = (base == 1).to(torch.float64)
-        free = torch.cat([(base < 0).to(torch.float64), base.new_zeros((A, 1), dtype=torch.float64)], 1)
-        if K:  # drafted items leave x's free set (undrafted slots write the scratch column n); rows add back slots >= length
-            free.scatter_(1, torch.where(drafted, columns, torch.full_like(columns, n)), 0.0)
-        free = free[:, :n]
-        r2 = self.outer.shape[1]
-        gram_a, gram_f = included @ self.outer, free @ self.outer  # [A, r^2]
-        slot_outer = self.outer[columns] * drafted.unsqueeze(-1).to(torch.float64)  # [A, K, r^2]
-        ones = (rows.values.to(self.device) == 1) & drafted
-        zero = slot_outer.new_zeros(A, 1, r2)
-        ones_before = torch.cat([zero, (slot_outer * ones.unsqueeze(-1)).cumsum(1)], 1)  # [A, K+1, r^2]: slots < j
-        from_slot = torch.cat([slot_outer.flip(1).cumsum(1).flip(1), zero], 1)  # [A, K+1, r^2]: slots >= j
-        count_before = torch.cat([ones.new_zeros(A, 1, dtype=torch.long), ones.to(torch.long).cumsum(1)], 1)
-        Q, feasible = self._kernel_from(gram_a[owner] + ones_before[owner, length], gram_f[owner] + from_slot[owner, length],
-                                        (base == 1).sum(1)[owner] + count_before[owner, length])
-        b = self.features[positions]  # [R, k, r]
-        p1 = ((b @ Q) * b).sum(-1).clamp(0.0, 1.0)
-        law = torch.stack([1 - p1, p1], -1)
-        pins = rows.pins_at(positions)
-        good = (pins < 0) & feasible.unsqueeze(1)
-        return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(pins, 2)), feasible)
+        c = self.features[positions] @ Ws[owner, length]  # [R, k, r]: W^T b_i
+        return _answer_or_placeholder((c * c).sum(-1), feasible[owner, length], rows.pins_at(positions).to(self.device))
+
+    def _prefix_factors(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
+        """W [A, K+1, r, r] and feasible [A, K+1] of every prefix of every sample's draft (cached by the
+        identity and version of rows' base, columns, values and drafted: an in-place change recomputes).
+
+        Pinning item i (c = W^T b_i, p = |c|^2 = K_ii) is W <- W (I + s c c^T): including it, s = -1/p
+        (W projected off c: Q - Q b b^T Q / p); excluding it, s = 1 / (sqrt(1-p) (1 + sqrt(1-p))), so that
+        (I + s c c^T)^2 = I + c c^T / (1 - p) (Q + Q b b^T Q / (1 - p)).  A probability that should be 0
+        comes out as a square of rounding errors."""
+        key = tuple((id(t), t._version) for t in (rows.base, rows.columns, rows.values, rows.drafted))
+        cached = self._prefix_cache
+        if cached is not None and cached[0] == key:
+            return cached[2], cached[3]
+        base = rows.base.to(self.device)
+        A, K = rows.columns.shape
+        r = self.target.r
+        Ws = torch.empty((A, K + 1, r, r), dtype=torch.float64, device=self.device)
+        W0, feasible0 = self._factor(base)
+        Ws[:, 0] = W0
+        if K:
+            drafted = rows.drafted.to(self.device)
+            include = (rows.values.to(self.device) == 1) & drafted
+            b = self.features[rows.columns.to(self.device)].unsqueeze(2)  # [A, K, 1, r]
+            sign = torch.where(include, 1.0, -1.0).to(torch.float64)  # chance of the pin = off + sign * p
+            off = (~include).to(torch.float64)
+            possible = torch.empty((A, K), dtype=torch.bool, device=self.device)
+            zero = torch.zeros((), dtype=torch.float64, device=self.device)
+            for j in range(K):
+                W = Ws[:, j]
+                c = torch.bmm(b[:, j], W)  # [A, 1, r]: (W^T b)^T
+                p = (c * c).sum(-1)  # [A, 1]
+                ok = torch.gt(torch.addcmul(off[:, j:j + 1], sign[:, j:j + 1], p), _PIN_TOL, out=possible[:, j:j + 1])
+                root = (1 - p).clamp_(min=0).sqrt_()
+                s = torch.where(include[:, j:j + 1], -p.reciprocal(), (root + 1).mul_(root).reciprocal_())
+                s = torch.where(ok & drafted[:, j:j + 1], s, zero)
+                torch.baddbmm(W, torch.bmm(W, c.transpose(1, 2)) * s.unsqueeze(-1), c, out=Ws[:, j + 1])
+            blocked = (drafted & ~possible).cumsum(1) > 0  # [A, K]: some pin up to slot j impossible
+            feasible = torch.cat([feasible0.unsqueeze(1), feasible0.unsqueeze(1) & ~blocked], 1)
+        else:
+            feasible = feasible0.unsqueeze(1)
+        self._prefix_cache = (key, (rows.base, rows.columns, rows.values, rows.drafted), Ws, feasible)
+        return Ws, feasible
+
+
+def _law(p1: torch.Tensor) -> torch.Tensor:
+    """[..., 2] laws from P(item in Y): clamped to [0, 1] and snapped to exactly 0 or 1 within 1e-10 (the
+    pin tolerance: a value the next query would call impossible is never offered, and a structural zero
+    or one does not depend on rounding, so exact enumeration sees the same outcomes on every replay)."""
+    p1 = p1.clamp(0.0, 1.0)
+    p1 = torch.where(p1 <= _PIN_TOL, 0.0, torch.where(p1 >= 1 - _PIN_TOL, 1.0, p1))
+    return torch.stack([1 - p1, p1], -1)
+
+
+def _answer_or_placeholder(p1: torch.Tensor, feasible: torch.Tensor, pins: torch.Tensor) -> OracleAnswer:
+    """Laws from P(item in Y) [B, k] where the row is feasible and the item free, the placeholder elsewhere."""
+    good = (pins < 0) & feasible.unsqueeze(1)
+    return OracleAnswer(torch.where(good.unsqueeze(-1), _law(p1), placeholder_marginals(pins, 2)), feasible)
 
 
 def condition_kernel(Q: torch.Tensor, b: torch.Tensor, included: torch.Tensor, feasible: torch.Tensor):
