@@ -58,7 +58,7 @@ def _check_probs(probs: torch.Tensor, name: str) -> torch.Tensor:
     if probs.shape[-1] == 0:
         raise ValueError(f"{name} has an empty last axis: need at least one category")
     total = probs.sum(-1)
-    if bool(((probs >= 0).all() & (total > 0).all() & torch.isfinite(total).all())):  # one synchronisation
+    if probs.numel() and bool((probs.amin() >= 0) & (total.amin() > 0) & (total.amax() < math.inf)):  # one synchronisation
         return total  # (NaN fails >= 0; a finite sum of non-negative weights has every weight finite)
     if not bool(torch.isfinite(probs).all()):
         raise ValueError(f"{name} contains NaN or infinite weights")
@@ -151,10 +151,13 @@ class Randomness(RandomSource):
         # Zero-weight categories are never chosen (their cdf step is empty).
         u = self._uniform(probs.shape[:-1], torch.float64).to(probs.device) * total.to(torch.float64)
         index = torch.searchsorted(cdf, u.unsqueeze(-1), right=True).squeeze(-1)
-        # Rounding can put u * total at the very top of the cdf; fall back to the
-        # last category of positive weight, never a zero-weight one.
-        last_positive = probs.shape[-1] - 1 - (probs.flip(-1) > 0).to(torch.int64).argmax(-1)
-        return torch.minimum(index, last_positive)
+        # The first category whose cdf exceeds u * total has positive weight (a zero-weight one repeats its
+        # predecessor's cdf), unless rounding put u * total at the very top of the cdf: then index = K, and
+        # the draw falls back to the last category of positive weight, never a zero-weight one.
+        if bool((index >= probs.shape[-1]).any()):
+            last_positive = probs.shape[-1] - 1 - (probs.flip(-1) > 0).to(torch.int64).argmax(-1)
+            index = torch.minimum(index, last_positive)
+        return index
 
     def bernoulli(self, p: torch.Tensor) -> torch.Tensor:
         p = _check_bernoulli(p)

@@ -256,6 +256,5 @@ class MarkovChainSession(OracleSession):
         value = x.clamp(min=0)
         numerators = oracle._numerators(positions, left, right, value.gather(1, left.clamp(min=0)),
                                         value.gather(1, right.clamp(max=n - 1)))
-        x_now = x.clone()  # feasibility is computed when read, from the pins as they are now
         return oracle._finish(numerators, x.gather(1, positions),
-                              lambda: oracle.answer_at(x_now, positions[:, :0]).feasible, False)
+                              self.feasible_now(lambda: oracle.answer_at(x, positions[:, :0]).feasible), False)

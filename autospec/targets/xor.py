@@ -287,9 +287,8 @@ class XorSession(OracleSession):
     def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
         oracle, x = self.oracle, self.x
         comps = oracle.comp_of[positions]
-        x_now = x.clone()  # feasibility is computed when read, from the pins as they are now
         return oracle._laws(comps, self.pinned.gather(1, comps), self.ones.gather(1, comps), positions,
-                            x.gather(1, positions), lambda: oracle._dense(x_now)[1])
+                            x.gather(1, positions), self.feasible_now(lambda: oracle._dense(x)[1]))
 
 
 def _components(n, equations):
