@@ -263,32 +263,45 @@ class XorOracle(ConditionalOracle):
 
 
 class XorSession(OracleSession):
-    """Incremental state: per row and component, the bit masks of its pinned variables and of those
-    pinned to 1 ([B, C] each), updated by each pin; a round reads the asked coordinates' masks (O(B k S))."""
+    """Incremental state: per row and component, which of its solutions agree with the row's pins
+    ([B, C, S] bool; components are independent, so this is the whole conditional law).  A pin keeps
+    the solutions with that value at that variable (O(S) per row); a round reads the asked coordinates'
+    component (O(B k S)), never the row."""
 
     def __init__(self, oracle: XorOracle, partial: torch.Tensor):
         super().__init__(oracle, partial)
         B = partial.shape[0]
         padded = torch.cat([partial, partial.new_full((B, 1), -1)], 1)
         C, g = oracle.comp_vars.shape
-        pins = padded[:, oracle.comp_vars.reshape(-1)].reshape(B, C, g)
-        self.pinned, self.ones = oracle._component_masks(pins)  # [B, C]
+        pinned, ones = oracle._component_masks(padded[:, oracle.comp_vars.reshape(-1)].reshape(B, C, g))  # [B, C]
+        masks = oracle.comp_masks  # [C, S], -1 pads
+        self.agree = (((masks ^ ones.unsqueeze(-1)) & pinned.unsqueeze(-1)) == 0) & (masks >= 0)
+        # per coordinate: which solutions of its component put a 1 there ([n, S])
+        self.one_at = ((masks[oracle.comp_of] >> oracle.slot_of.unsqueeze(1)) & 1) == 1
+        self.rows = torch.arange(B, device=partial.device)
 
     def pin(self, rows, positions, values) -> None:
         super().pin(rows, positions, values)
-        oracle = self.oracle
-        comps, bit = oracle.comp_of[positions], oracle.slot_weights[oracle.slot_of[positions]]
-        if rows is None:
-            rows = torch.arange(positions.shape[0], device=positions.device)
-        # distinct coordinates of one component have distinct bits, so adding them sets them
-        self.pinned.index_put_((rows, comps), bit, accumulate=True)
-        self.ones.index_put_((rows, comps), bit * (values == 1).to(torch.long), accumulate=True)
+        rows = self.rows if rows is None else rows
+        comps = self.oracle.comp_of[positions]
+        kept = self.agree[rows, comps] & (self.one_at[positions] == (values == 1).unsqueeze(1))
+        if rows.numel() > 1 and torch.unique(rows * self.agree.shape[1] + comps).numel() < rows.numel():
+            for j in range(rows.numel()):  # several pins in one component of a row: one at a time
+                self.agree[rows[j], comps[j]] &= self.one_at[positions[j]] == bool(values[j] == 1)
+            return
+        self.agree[rows, comps] = kept
 
     def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
         oracle, x = self.oracle, self.x
-        comps = oracle.comp_of[positions]
-        return oracle._laws(comps, self.pinned.gather(1, comps), self.ones.gather(1, comps), positions,
-                            x.gather(1, positions), self.feasible_now(lambda: oracle._dense(x)[1]))
+        agree = self.agree[self.rows.unsqueeze(1), oracle.comp_of[positions]]  # [B, k, S]
+        count = agree.sum(-1)
+        p1 = (agree & self.one_at[positions]).sum(-1).to(torch.float64) / count.clamp(min=1).to(torch.float64)
+        law = torch.stack([1 - p1, p1], -1)
+        own = x.gather(1, positions)
+        good = (own < 0) & (count > 0)
+        agree_all = self.agree
+        return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(own, 2)),
+                            self.feasible_now(lambda: agree_all.any(-1).all(-1)))
 
 
 def _components(n, equations):
