@@ -215,3 +215,23 @@ def test_sequence_versus_token_verdicts_use_welch_and_holm():
     assert verdicts["c"]["verdict"].startswith("not resolved")
     for c in verdicts.values():
         assert 0 <= c["p_value"] <= c["p_holm"] <= 1
+
+
+@pytest.mark.statistical(alpha=1e-6)
+def test_effect_interval_covers_a_known_effect():
+    """The interval run_exactness prints for a missed mutant's effect: at confidence 1 - 1e-6 it covers the true
+    largest TV of two statistics (one deviating by exactly 0.08, one exact), and is narrow enough to say something."""
+    import numpy as np
+
+    rng = np.random.default_rng(12)
+    N = 5000
+    p0, p1 = np.full(10, 0.1), np.full(10, 0.1)
+    p1[:4] += 0.02
+    p1[4:8] -= 0.02  # TV(p1, p0) = 0.08
+    q0 = np.array([0.1, 0.2, 0.3, 0.4])
+    rows = [{"tv": 0.5 * np.abs(rng.multinomial(N, p1) / N - p0).sum(), "cells": 10},
+            {"tv": 0.5 * np.abs(rng.multinomial(N, q0) / N - q0).sum(), "cells": 4}]
+    low, high = depth.effect_interval(rows, N, confidence=1 - 1e-6)
+    assert low <= 0.08 <= high
+    assert high - low < 0.12
+    assert depth.effect_interval([], N) is None

@@ -579,6 +579,7 @@ def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 
         return {"family": family, "sampler": res.sampler, "verdict": res.verdict, "passed": res.passed, "p_value": res.p_value,
                 "num_samples": res.num_samples, "min_detectable_tv": res.min_detectable_tv,
                 "min_detectable_tv_of": res.details.get("min_detectable_tv_of"), "tv_estimate": res.tv_estimate,
+                "effect_interval": effect_interval(res.details.get("statistics", []), res.num_samples),
                 "tv_of": res.tv_of, "statistics_tested": len(res.statistics_tested), "mean_rounds": res.mean_rounds,
                 "seconds": seconds, "reason": res.reason}
 
@@ -625,6 +626,30 @@ def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 
     return out
 
 
+EFFECT_CONFIDENCE = 0.95
+
+
+def effect_interval(rows: list[dict], num_samples: int, confidence: float = EFFECT_CONFIDENCE) -> list[float] | None:
+    """A confidence interval (simultaneous over the statistics, level ``confidence``) for the largest TV between
+    a statistic's law under the sampler and its exact law: what a mutant's effect on the tested statistics is.
+
+    Per statistic with K cells, TV(empirical, sampler law) has mean at most 0.5 sqrt((K - 1) / N) and exceeds it
+    by more than sqrt(log(1 / delta) / (2 N)) with probability at most delta (McDiarmid), delta = (1 - confidence)
+    / (number of statistics); the triangle inequality then bounds the true TV within plug-in -+ that radius.
+    A missed mutant whose lower end exceeds the detectable TV would be a false power claim; one whose upper
+    end is below it is a mutant this budget is not required to catch."""
+    if not rows or not num_samples:
+        return None
+    delta = (1.0 - confidence) / len(rows)
+
+    def radius(cells: int) -> float:
+        return 0.5 * math.sqrt(max(cells - 1, 0) / num_samples) + math.sqrt(math.log(1 / delta) / (2 * num_samples))
+
+    low = max(max(0.0, r["tv"] - radius(r["cells"])) for r in rows)
+    high = max(min(1.0, r["tv"] + radius(r["cells"])) for r in rows)
+    return [low, high]
+
+
 def _journal_setting(n, num_samples, tv, alpha) -> dict:
     return {"n": n, "num_samples": num_samples, "planned_tv": tv if num_samples is None else None, "alpha": alpha}
 
@@ -668,18 +693,28 @@ def format_exactness(result: dict) -> str:
         names = list(dict.fromkeys(m["mutant"] for m in result["mutants"]))
         by = {(m["mutant"], m["family"]): m for m in result["mutants"]}
         lines += ["", f"mutants (catalogue('discrete'), mode {result.get('mutant_mode', 'all')}): CAUGHT = the check fails; "
-                  "else its verdict and the estimated TV of the worst statistic (the mutant's effect, estimated, vs 'detects')",
+                  f"else its verdict and a {EFFECT_CONFIDENCE:.0%} interval for its effect (the largest TV of a tested "
+                  "statistic's law; compare with 'detects')",
                   f"{'mutant':30s} " + " ".join(f"{f:>22s}" for f in families)]
         for name in names:
             cells = []
             for f in families:
                 m = by.get((name, f))
+                effect = m and m.get("effect_interval")
                 cells.append("-" if m is None else "CAUGHT" if m["caught"] else
+                             f"{m.get('verdict', 'missed')} [{effect[0]:.3f}, {effect[1]:.3f}]" if effect else
                              f"{m.get('verdict', 'missed')} ({m['tv_estimate']:.3f}/{m['min_detectable_tv']:.3f})")
             lines.append(f"{name:30s} " + " ".join(f"{c:>22s}" for c in cells))
     passed = sum(s["passed"] for s in result["samplers"])
     caught = sum(bool(m["caught_on"]) for m in result["mutants"])
     lines.append(f"samplers passing: {passed}/{len(result['samplers'])}; mutant checks failing (caught): {caught}/{len(result['mutants'])}")
+    missed = [m for m in result["mutants"] if not m["caught"] and m.get("effect_interval")]
+    above = [m for m in missed if m["effect_interval"][0] > m["min_detectable_tv"]]
+    below = [m for m in missed if m["effect_interval"][1] <= m["min_detectable_tv"]]
+    if missed:
+        lines.append(f"missed mutants: {len(below)} with effect surely below 'detects' (not required to be caught), "
+                     f"{len(missed) - len(below) - len(above)} unresolved (interval contains it), {len(above)} surely above it"
+                     + (" -- a power claim that failed: " + ", ".join(f"{m['mutant']} on {m['family']}" for m in above) if above else ""))
     if result.get("load_average_start"):
         lines.append(f"load average at start {_load(result['load_average_start'])}, at end {_load(result.get('load_average_end'))}")
     return "\n".join(lines)
