@@ -149,6 +149,13 @@ def test_a_long_walk_stays_exact():
     chosen = x.gather(1, order).reshape(-1)  # the value each prefix's next slot takes
     law = got.marginals[:, 0].gather(1, chosen.unsqueeze(1)).squeeze(1).view(2, 256)
     assert torch.allclose(law.prod(1), target.probability(x), rtol=1e-9, atol=0)
+    # once the sample's r = 9 ones are pinned every later item is out for sure: P(1) exactly 0, not a
+    # rounding residue (exact enumeration counts outcomes of positive weight; a pin the next query calls
+    # impossible is never offered)
+    ones_before = torch.cat([torch.zeros(2, 1, dtype=torch.long), chosen.view(2, 256).cumsum(1)[:, :-1]], 1)
+    full = ones_before == 9
+    assert int(full.sum()) > 10
+    assert bool((got.marginals[:, 0, 1].view(2, 256)[full] == 0).all())
 
 
 def test_reread_gathers_the_cached_walk_and_a_changed_row_is_walked_again():
