@@ -182,6 +182,21 @@ def test_reread_gathers_the_cached_walk_and_a_changed_row_is_walked_again():
 
 SMOOTHED = (TokenSpeculative(SmoothedBlockSize(start=2)), SequenceSpeculative(SmoothedBlockSize(start=2)))
 FIXED = (TokenSpeculative(3), SequenceSpeculative(4))
+def test_the_torch_walk_equals_the_numpy_walk(monkeypatch):
+    """On CPU the slot loop runs on numpy arrays; other devices run the same loop on torch tensors."""
+    import autospec.targets.dpp as dpp
+
+    for target in (TARGETS[2], TARGETS[8]):
+        rows = _rows(target, seed=5)
+        positions = _positions(rows, 5)
+        with_numpy = target.oracle().answer_prefixes(rows, positions)
+        monkeypatch.setattr(dpp, "_TORCH_WALK", True)
+        with_torch = target.oracle().answer_prefixes(rows, positions)
+        monkeypatch.setattr(dpp, "_TORCH_WALK", False)
+        assert torch.equal(with_torch.feasible, with_numpy.feasible)
+        assert (with_torch.marginals - with_numpy.marginals).abs().max() <= 1e-12
+
+
 EXACT_CASES = [  # (target, samplers): the default suite's cases (about 2.5 s in all)
     (DPPTarget.fourier_projection(5, 3), SMOOTHED),
     (DPPTarget.random(5, 3, "L", seed=9), SMOOTHED),

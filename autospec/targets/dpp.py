@@ -227,19 +227,31 @@ class DPPOracle(ConditionalOracle):
         x's kernel is computed once a sample, as a factor Q = W W^T (``_factor``: O(A n r^2) and two
         eigendecompositions a sample); then the K drafted slots are walked in order, each pin a rank-one
         step of W (the square root of ``condition_kernel``'s update, O(A r^2) a slot), keeping W after
-        every slot ([A, K+1, r, r]); a row reads W at (owner, length): P(i in Y) = |W^T b_i|^2.  A pin of
+        every slot ([K+1, A, r, r]); a row reads W at (owner, length): P(i in Y) = |W^T b_i|^2.  A pin of
         probability <= 1e-10 makes that prefix and every longer one infeasible (placeholder).  The table
         is kept for other subsets of the same rows (the counting wrapper's ``reread`` of the same round):
         a reread is a gather, not a second walk.
         """
         positions = positions.to(self.device)
-        Ws, feasible = self._prefix_factors(rows)
+        Ws, feasible, slot_p = self._prefix_factors(rows)
         owner, length = rows.owner.to(self.device), rows.length.to(self.device)
-        c = self.features[positions] @ Ws[owner, length]  # [R, k, r]: W^T b_i
-        return _answer_or_placeholder((c * c).sum(-1), feasible[owner, length], rows.pins_at(positions).to(self.device))
+        K = slot_p.shape[0]
+        p1 = torch.zeros(positions.shape, dtype=torch.float64, device=self.device)
+        if K:  # a row asked at its own next drafted slot: that law is the walk's p (no W gathered)
+            slot = length.clamp(max=K - 1)
+            own = ((length < K) & rows.drafted.to(self.device)[owner, slot]).unsqueeze(1) & \
+                (positions == rows.columns.to(self.device)[owner, slot].unsqueeze(1))
+            p1 = torch.where(own, slot_p[slot, owner].unsqueeze(1), p1)
+            other = torch.nonzero(~own.all(1)).squeeze(1)
+        else:
+            other = torch.arange(positions.shape[0], device=self.device)
+        if other.numel():
+            c = self.features[positions[other]] @ Ws[length[other], owner[other]]  # [R', k, r]: W^T b_i
+            p1[other] = torch.where(own[other], p1[other], (c * c).sum(-1)) if K else (c * c).sum(-1)
+        return _answer_or_placeholder(p1, feasible[owner, length], rows.pins_at(positions).to(self.device))
 
-    def _prefix_factors(self, rows) -> tuple[torch.Tensor, torch.Tensor]:
-        """W [A, K+1, r, r] and feasible [A, K+1] of every prefix of every sample's draft (cached by the
+    def _prefix_factors(self, rows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """W [K+1, A, r, r] (slot-major: each step writes a contiguous block) and feasible [A, K+1] of every prefix of every sample's draft (cached by the
         identity and version of rows' base, columns, values and drafted: an in-place change recomputes).
 
         Pinning item i (c = W^T b_i, p = |c|^2 = K_ii) is W <- W (I + s c c^T): including it, s = -1/p
@@ -249,36 +261,63 @@ class DPPOracle(ConditionalOracle):
         key = tuple((id(t), t._version) for t in (rows.base, rows.columns, rows.values, rows.drafted))
         cached = self._prefix_cache
         if cached is not None and cached[0] == key:
-            return cached[2], cached[3]
+            return cached[2:]
         base = rows.base.to(self.device)
         A, K = rows.columns.shape
         r = self.target.r
-        Ws = torch.empty((A, K + 1, r, r), dtype=torch.float64, device=self.device)
+        Ws = torch.empty((K + 1, A, r, r), dtype=torch.float64, device=self.device)
         W0, feasible0 = self._factor(base)
-        Ws[:, 0] = W0
+        Ws[0] = W0
         if K:
             drafted = rows.drafted.to(self.device)
             include = (rows.values.to(self.device) == 1) & drafted
-            b = self.features[rows.columns.to(self.device)].unsqueeze(2)  # [A, K, 1, r]
-            sign = torch.where(include, 1.0, -1.0).to(torch.float64)  # chance of the pin = off + sign * p
-            off = (~include).to(torch.float64)
-            possible = torch.empty((A, K), dtype=torch.bool, device=self.device)
-            zero = torch.zeros((), dtype=torch.float64, device=self.device)
-            for j in range(K):
-                W = Ws[:, j]
-                c = torch.bmm(b[:, j], W)  # [A, 1, r]: (W^T b)^T
-                p = (c * c).sum(-1)  # [A, 1]
-                ok = torch.gt(torch.addcmul(off[:, j:j + 1], sign[:, j:j + 1], p), _PIN_TOL, out=possible[:, j:j + 1])
-                root = (1 - p).clamp_(min=0).sqrt_()
-                s = torch.where(include[:, j:j + 1], -p.reciprocal(), (root + 1).mul_(root).reciprocal_())
-                s = torch.where(ok & drafted[:, j:j + 1], s, zero)
-                torch.baddbmm(W, torch.bmm(W, c.transpose(1, 2)) * s.unsqueeze(-1), c, out=Ws[:, j + 1])
+
+            def slot_major(t: torch.Tensor) -> torch.Tensor:  # [A, K] -> [K, A, 1, 1], contiguous per slot
+                return t.to(torch.float64).T.reshape(K, A, 1, 1).contiguous()
+
+            b = self.features[rows.columns.to(self.device).T].unsqueeze(2)  # [K, A, 1, r]
+            # chance t of the pin = off + sign * p; s = step / (t + excluded * sqrt(t)): -1/p including,
+            # 1/(sqrt(1-p) (1 + sqrt(1-p))) excluding, 0 for an undrafted slot (W kept)
+            off, sign = slot_major(~include), slot_major(torch.where(include, 1.0, -1.0))
+            excluded = slot_major(drafted & ~include)
+            step = slot_major(torch.where(drafted, torch.where(include, -1.0, 1.0), 0.0))
+            possible = torch.empty((K, A, 1, 1), dtype=torch.bool, device=self.device)
+            slot_p = torch.empty((K, A, 1, 1), dtype=torch.float64, device=self.device)
+            if self.device.type == "cpu" and not _TORCH_WALK:  # numpy: the same loop at a third of torch's cost per small op
+                _walk(*(t.numpy() for t in (Ws, b, off, sign, excluded, step, possible, slot_p)))
+            else:
+                _walk(Ws, b, off, sign, excluded, step, possible, slot_p)
+            slot_p = slot_p.reshape(K, A)
+            possible = possible.reshape(K, A).T
             blocked = (drafted & ~possible).cumsum(1) > 0  # [A, K]: some pin up to slot j impossible
             feasible = torch.cat([feasible0.unsqueeze(1), feasible0.unsqueeze(1) & ~blocked], 1)
         else:
             feasible = feasible0.unsqueeze(1)
-        self._prefix_cache = (key, (rows.base, rows.columns, rows.values, rows.drafted), Ws, feasible)
-        return Ws, feasible
+            slot_p = torch.zeros((0, A), dtype=torch.float64, device=self.device)
+        self._prefix_cache = (key, (rows.base, rows.columns, rows.values, rows.drafted), Ws, feasible, slot_p)
+        return Ws, feasible, slot_p
+
+
+_TORCH_WALK = False  # tests set it to run the walk on torch tensors (the path a non-CPU device takes)
+
+
+def _walk(Ws, b, off, sign, excluded, step, possible, slot_p) -> None:
+    """The slot loop of ``DPPOracle._prefix_factors`` on numpy arrays or torch tensors alike: Ws [K+1, A, r, r]
+    (Ws[0] given, the rest written), b [K, A, 1, r], off / sign / excluded / step [K, A, 1, 1] float,
+    possible [K, A, 1, 1] bool and slot_p [K, A, 1, 1] float (written: the pin's chance > 1e-10, and
+    P(the slot's item in Y) given the slots before it)."""
+    xp = np if isinstance(Ws, np.ndarray) else torch
+    with np.errstate(invalid="ignore", divide="ignore"):  # chance <= 0: its step is discarded by where
+        for j in range(b.shape[0]):
+            W = Ws[j]
+            c = b[j] @ W  # [A, 1, r]: (W^T b)^T
+            cT = c.swapaxes(1, 2)
+            p = slot_p[j] = c @ cT  # [A, 1, 1]
+            chance = off[j] + sign[j] * p
+            ok = chance > _PIN_TOL
+            possible[j] = ok
+            s = xp.where(ok, step[j] / (chance + excluded[j] * xp.sqrt(chance)), 0.0)
+            xp.add(W, ((W @ cT) * s) @ c, out=Ws[j + 1])
 
 
 def _law(p1: torch.Tensor) -> torch.Tensor:
