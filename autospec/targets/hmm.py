@@ -17,7 +17,13 @@ partial product rescaled by its largest entry: alpha_i and beta_i only matter
 up to a positive factor per i, and the rescaling keeps them in range at
 n = 4096.  A pinning is feasible iff its probability
 sum_z alpha_0(z) e_0(z) beta_0(z) is positive; infeasible rows get the
-placeholder.
+placeholder.  That dense ``answer`` costs O(B n log n s^3) a call.
+
+The cheap paths (``answer_at``, the session, ``answer_prefixes``) keep the same products in a segment
+tree per row (leaves M_j, inner nodes rescaled products of their children): a law at i costs the log2 n
+siblings of i's leaf-to-root path, a pin the log2 n nodes above its leaf, a prefix row (a base row plus
+drafted pins) range products of its base row's tree between its drafted columns.  They answer exactly
+what ``answer`` answers (to rounding; tests/test_hmm_oracle_speed.py).
 
 (z_i, x_i) is itself a Markov chain on s * q states, which gives the exact laws
 of the number of ones and of the domain walls of x by dynamic programming.
