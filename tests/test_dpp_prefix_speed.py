@@ -38,7 +38,6 @@ def _rows(target, A=24, seed=0) -> PrefixRows:
     zeros (a projection DPP left too few free items to reach its r ones: impossible); every length 0..K."""
     g = torch.Generator().manual_seed(seed)
     x = Sequential().sample(target.oracle(), A, Randomness(seed)).values
-    n = target.n
     base = torch.where(torch.rand(x.shape, generator=g) < 0.3, x, torch.full_like(x, -1))
     flip = (torch.rand(x.shape, generator=g) < 0.03) & (base >= 0)
     base = torch.where(flip, 1 - base, base)

@@ -227,10 +227,11 @@ class DPPOracle(ConditionalOracle):
         x's kernel is computed once a sample, as a factor Q = W W^T (``_factor``: O(A n r^2) and two
         eigendecompositions a sample); then the K drafted slots are walked in order, each pin a rank-one
         step of W (the square root of ``condition_kernel``'s update, O(A r^2) a slot), keeping W after
-        every slot ([K+1, A, r, r]); a row reads W at (owner, length): P(i in Y) = |W^T b_i|^2.  A pin of
-        probability <= 1e-10 makes that prefix and every longer one infeasible (placeholder).  The table
-        is kept for other subsets of the same rows (the counting wrapper's ``reread`` of the same round):
-        a reread is a gather, not a second walk.
+        every slot ([K+1, A, r, r]); a row reads W at (owner, length): P(i in Y) = |W^T b_i|^2, and a row
+        asked at its own next drafted item (what the samplers ask) reads the p the walk computed there.
+        A pin of probability <= 1e-10 makes that prefix and every longer one infeasible (placeholder).
+        The table is kept for other subsets of the same rows (the counting wrapper's ``reread`` of the
+        same round): a reread is a gather, not a second walk.  Memory: 8 r^2 (K+1) A bytes.
         """
         positions = positions.to(self.device)
         Ws, feasible, slot_p = self._prefix_factors(rows)
@@ -251,7 +252,8 @@ class DPPOracle(ConditionalOracle):
         return _answer_or_placeholder(p1, feasible[owner, length], rows.pins_at(positions).to(self.device))
 
     def _prefix_factors(self, rows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """W [K+1, A, r, r] (slot-major: each step writes a contiguous block) and feasible [A, K+1] of every prefix of every sample's draft (cached by the
+        """W [K+1, A, r, r] (slot-major: each step writes a contiguous block), feasible [A, K+1] and the
+        walk's p at each drafted item [K, A], for every prefix of every sample's draft (cached by the
         identity and version of rows' base, columns, values and drafted: an in-place change recomputes).
 
         Pinning item i (c = W^T b_i, p = |c|^2 = K_ii) is W <- W (I + s c c^T): including it, s = -1/p
@@ -283,7 +285,7 @@ class DPPOracle(ConditionalOracle):
             step = slot_major(torch.where(drafted, torch.where(include, -1.0, 1.0), 0.0))
             possible = torch.empty((K, A, 1, 1), dtype=torch.bool, device=self.device)
             slot_p = torch.empty((K, A, 1, 1), dtype=torch.float64, device=self.device)
-            if self.device.type == "cpu" and not _TORCH_WALK:  # numpy: the same loop at a third of torch's cost per small op
+            if self.device.type == "cpu" and not _TORCH_WALK:  # numpy: the same loop, a third of torch's cost a small op
                 _walk(*(t.numpy() for t in (Ws, b, off, sign, excluded, step, possible, slot_p)))
             else:
                 _walk(Ws, b, off, sign, excluded, step, possible, slot_p)
