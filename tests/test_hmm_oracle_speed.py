@@ -156,3 +156,18 @@ def test_exact_law_through_the_session_and_prefix_paths(sampler):
     law = exact_law(sampler, target)
     assert law.unexplored_mass < 1e-12
     assert law.tv < 1e-12, law.summary()
+
+
+def test_prefix_rows_without_drafts_repeat_their_base_rows_answers():
+    """K = 0 (a first round) with owners repeated (more rows than base rows: the chunked path)."""
+    target = HMMTarget.random(9, s=3, q=2, seed=2, zero_fraction=0.5)
+    oracle = target.oracle()
+    g = torch.Generator().manual_seed(0)
+    base = torch.where(torch.rand(3, 9, generator=g) < 0.2, torch.randint(0, 2, (3, 9), generator=g), torch.full((3, 9), -1))
+    empty = torch.zeros((3, 0), dtype=torch.long)
+    rows = PrefixRows(base, empty, empty, empty.bool(), torch.tensor([0, 0, 1, 2, 2, 1, 0]), torch.zeros(7, dtype=torch.long))
+    positions = torch.randint(0, 9, (7, 4), generator=g)
+    reference, feasible = _dense_at(oracle, rows.materialise(), positions)
+    got = oracle.answer_prefixes(rows, positions)
+    assert (got.marginals - reference).abs().max() <= TOL and torch.equal(got.feasible, feasible)
+    assert bool(feasible.any()) and not bool(feasible.all())
