@@ -580,6 +580,8 @@ def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 
                 "num_samples": res.num_samples, "min_detectable_tv": res.min_detectable_tv,
                 "min_detectable_tv_of": res.details.get("min_detectable_tv_of"), "tv_estimate": res.tv_estimate,
                 "effect_interval": effect_interval(res.details.get("statistics", []), res.num_samples),
+                "statistic_rows": [{k: r[k] for k in ("statistic", "tv", "cells", "chi2", "dof", "pooled_mass") if k in r}
+                                   for r in res.details.get("statistics", [])],
                 "tv_of": res.tv_of, "statistics_tested": len(res.statistics_tested), "mean_rounds": res.mean_rounds,
                 "seconds": seconds, "reason": res.reason}
 
@@ -633,21 +635,48 @@ def effect_interval(rows: list[dict], num_samples: int, confidence: float = EFFE
     """A confidence interval (simultaneous over the statistics, level ``confidence``) for the largest TV between
     a statistic's law under the sampler and its exact law: what a mutant's effect on the tested statistics is.
 
-    Per statistic with K cells, TV(empirical, sampler law) has mean at most 0.5 sqrt((K - 1) / N) and exceeds it
-    by more than sqrt(log(1 / delta) / (2 N)) with probability at most delta (McDiarmid), delta = (1 - confidence)
-    / (number of statistics); the triangle inequality then bounds the true TV within plug-in -+ that radius.
-    A missed mutant whose lower end exceeds the detectable TV would be a false power claim; one whose upper
-    end is below it is a mutant this budget is not required to catch."""
+    Per statistic (delta = (1 - confidence) / number of statistics, each end at delta / 2):
+    * both ends, distribution-free: TV(empirical, sampler law) has mean at most 0.5 sqrt((K - 1) / N) over K
+      cells and exceeds it by more than sqrt(log(1 / delta) / (2 N)) with probability at most delta (McDiarmid),
+      so the true TV lies within plug-in -+ that radius;
+    * a sharper upper end where the statistic's Pearson test pooled no cells: TV <= sqrt(chi2 distance) / 2
+      (Cauchy-Schwarz), and N * chi2 distance <= the noncentrality whose noncentral chi-square puts mass
+      delta / 2 below the observed Pearson statistic (the usual large-sample law of Pearson's statistic near
+      the null: asymptotic, the cells here hold >= 80 expected counts).
+    A missed mutant whose lower end exceeds the detectable TV would be a false power claim; one whose upper end
+    is below it is a mutant this budget is not required to catch."""
     if not rows or not num_samples:
         return None
     delta = (1.0 - confidence) / len(rows)
+    N = num_samples
 
     def radius(cells: int) -> float:
-        return 0.5 * math.sqrt(max(cells - 1, 0) / num_samples) + math.sqrt(math.log(1 / delta) / (2 * num_samples))
+        return 0.5 * math.sqrt(max(cells - 1, 0) / N) + math.sqrt(math.log(2 / delta) / (2 * N))
+
+    def upper(row: dict) -> float:
+        bound = min(1.0, row["tv"] + radius(row["cells"]))
+        if row.get("pooled_mass", 1.0) == 0.0 and row.get("dof", 0) >= 1 and "chi2" in row:
+            bound = min(bound, 0.5 * math.sqrt(_noncentrality_upper(row["chi2"], row["dof"], delta / 2) / N))
+        return bound
 
     low = max(max(0.0, r["tv"] - radius(r["cells"])) for r in rows)
-    high = max(min(1.0, r["tv"] + radius(r["cells"])) for r in rows)
-    return [low, high]
+    return [low, max(upper(r) for r in rows)]
+
+
+def _noncentrality_upper(chi2: float, dof: int, delta: float) -> float:
+    """The largest noncentrality lambda with P(noncentral chi2(dof, lambda) <= chi2) >= delta (0 if none):
+    an upper confidence bound of level 1 - delta for N times the chi-square distance (scipy's ncx2, brentq)."""
+    from scipy import optimize, stats
+
+    def below(lam: float) -> float:
+        return float(stats.ncx2.cdf(chi2, dof, lam)) - delta if lam > 0 else float(stats.chi2.cdf(chi2, dof)) - delta
+
+    if below(0.0) <= 0:
+        return 0.0
+    high = max(1.0, chi2)
+    while below(high) > 0:
+        high *= 2
+    return float(optimize.brentq(below, 0.0, high, xtol=1e-9 * high))
 
 
 def _journal_setting(n, num_samples, tv, alpha) -> dict:
