@@ -245,10 +245,10 @@ def check_prefix_rows(rows: object, n: int, q: int) -> PrefixRows:
             raise ValueError(f"drafted rows.columns must lie in [0, {n - 1}] and rows.values in [0, {q - 1}]")
         if bool((base.gather(1, rows.columns.clamp(0, n - 1))[rows.drafted] >= 0).any()):
             raise ValueError("a drafted column is already pinned in rows.base (drafted columns must be free)")
-        counts = torch.zeros((A, n + 1), dtype=torch.long, device=base.device)
-        counts.scatter_add_(1, torch.where(rows.drafted, rows.columns, torch.full_like(rows.columns, n)),
-                            torch.ones_like(rows.columns))
-        if bool((counts[:, :n] > 1).any()):
+        # repeats within a row: sort each row's drafted columns (undrafted slots get distinct values past n)
+        spare = n + torch.arange(K, device=base.device)
+        ordered = torch.where(rows.drafted, rows.columns, spare).sort(1).values  # O(A K log K), not O(A n)
+        if K > 1 and bool((ordered[:, 1:] == ordered[:, :-1]).any()):
             raise ValueError("rows.columns repeats a drafted column within a row")
     rows.base = base
     return rows
