@@ -6,7 +6,6 @@ Sequential-like runs; and the samplers' exact laws through those paths must be t
 import pytest
 import torch
 
-from autospec import Randomness
 from autospec.oracles import CountingOracle, PrefixRows
 from autospec.samplers import SequenceSpeculative, Sequential, TokenSpeculative
 from autospec.targets import HMMTarget
@@ -86,7 +85,7 @@ def test_large_n_spot_check():
         partial = torch.where(torch.rand(x.shape, generator=g) < 0.5, x, torch.full_like(x, -1))
         session = oracle.open_session(partial)
         free = torch.nonzero(partial < 0)
-        for step in range(3):
+        for _ in range(3):
             asked = torch.randint(0, n, (3, 6), generator=g)
             reference, feasible = _dense_at(oracle, session.x, asked)
             got = session.answer_at(asked)
