@@ -128,6 +128,7 @@ class MarkovChainOracle(ConditionalOracle):
         self.powers = target.powers.to(self.device)  # [n+1, q, q]
         self.powers_t = self.powers.transpose(1, 2).contiguous()
         self.marginals_ = target.marginals.to(self.device)  # [n, q]
+        self._base_scans: tuple | None = None  # (key of a PrefixRows base, its nearest-pin scans, the base)
 
     def answer(self, partial: torch.Tensor) -> OracleAnswer:
         B, n = partial.shape
@@ -175,10 +176,14 @@ class MarkovChainOracle(ConditionalOracle):
         base = rows.base.to(self.device)
         A, n = base.shape
         owner = rows.owner.to(self.device)
-        pinned = base >= 0
-        index = torch.arange(n, device=self.device).expand(A, n)
-        left_all = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
-        right_all = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
+        key = (id(rows.base), rows.base._version, rows.base.shape)  # the same round's reread reuses x's scans
+        if self._base_scans is None or self._base_scans[0] != key:
+            pinned = base >= 0
+            index = torch.arange(n, device=self.device).expand(A, n)
+            left_all = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
+            right_all = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
+            self._base_scans = (key, left_all, right_all, rows.base)
+        left_all, right_all = self._base_scans[1], self._base_scans[2]
         rows_of = owner.unsqueeze(1).expand_as(positions)
         left, right = left_all[rows_of, positions], right_all[rows_of, positions]
         K = rows.columns.shape[1]
