@@ -775,6 +775,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "unless --exactness-samples), and every discrete mutant on every family")
     parser.add_argument("--exactness-samples", type=int, default=None, help="samples per exactness check (default: planned for TV 0.05)")
     parser.add_argument("--exactness-families", default=None, help=f"comma-separated, from {sorted(EXACTNESS_FAMILIES)} (default all)")
+    parser.add_argument("--exactness-mutants", default="all", choices=("all", "until-two", "none"),
+                        help="which catalogue('discrete') mutants the exactness run checks on each family (default all)")
     parser.add_argument("--exactness-only", action="store_true",
                         help="run only the exactness checks (no depth grid); each finished check is kept in OUT/exactness.jsonl "
                              "and a rerun resumes from it")
@@ -854,7 +856,7 @@ def _run_from_args(args) -> int:
         results = run_depth(config, args.out)
         print(format_table(results))
     if args.exactness or args.exactness_only:
-        exact = run_exactness(device=device, num_samples=args.exactness_samples, families=fams,
+        exact = run_exactness(device=device, num_samples=args.exactness_samples, families=fams, mutants=args.exactness_mutants,
                               journal=os.path.join(args.out, "exactness.jsonl"))
         print(format_exactness(exact))
         with open(os.path.join(args.out, "exactness.json"), "w") as f:
