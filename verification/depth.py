@@ -552,8 +552,8 @@ def run_exactness(n: int = 1024, num_samples: int | None = None, alpha: float = 
     journal: a JSON-lines file; every finished check is appended to it at once, and checks already in it
     (same n, budget, alpha, family, sampler or mutant) are read back instead of run again, so a killed run
     resumes where it stopped.
-    Cost: the samplers ask positions / prefixes, so a round costs O(samples * n) on markov, curie-weiss, dpp
-    and xor; the hmm oracle answers densely (forward-backward over every row), much slower.
+    Cost: Sequential asks through oracle sessions and the speculative samplers through prefix rows, so a round
+    costs O(samples * n) or less on every family (the hmm's prefix rounds, segment trees, cost the most).
     """
     from verification import check_exact
     from verification.running import sampler_name
