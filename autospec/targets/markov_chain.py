@@ -225,12 +225,14 @@ class MarkovChainOracle(ConditionalOracle):
 
 class MarkovChainSession(OracleSession):
     """Incremental state: every coordinate's nearest pin at or before it and at or after it ([B, n] each).
-    A pin at p moves the nearest-left pin of the coordinates from p up to the next pin, and the
-    nearest-right one of those from the previous pin up to p: one masked max / min per pin, no scan."""
+    A pin at p (between pins L < p < R) makes p the nearest-left pin of p..R-1 and the nearest-right pin of
+    L+1..p: only that gap is written (width up to the widest gap of the batch), so a Sequential run writes
+    O(n log n) entries per row, not O(n^2)."""
 
     def __init__(self, oracle: MarkovChainOracle, partial: torch.Tensor):
         super().__init__(oracle, partial)
         self.index = torch.arange(oracle.n, device=partial.device)
+        self.rows = torch.arange(partial.shape[0], device=partial.device)
         self._rescan(slice(None))
 
     def _rescan(self, rows) -> None:
@@ -240,26 +242,32 @@ class MarkovChainSession(OracleSession):
         pinned = x >= 0
         left = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
         right = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
+        scratch = left.new_zeros((left.shape[0], 1))  # column n: where masked writes of a gap go
         if isinstance(rows, slice):
-            self.left, self.right = left, right
+            self.left, self.right = torch.cat([left, scratch], 1), torch.cat([right, scratch], 1)
         else:
-            self.left[rows], self.right[rows] = left, right
+            self.left[rows, :n], self.right[rows, :n] = left, right
 
     def pin(self, rows, positions, values) -> None:
         super().pin(rows, positions, values)
         if rows is not None:  # several pins per row possible: rescan the rows touched
             self._rescan(torch.unique(rows))
             return
+        n = self.oracle.n
         at = positions.unsqueeze(1)
-        self.left = torch.maximum(self.left, torch.where(self.index >= at, at, -1))
-        self.right = torch.minimum(self.right, torch.where(self.index <= at, at, self.oracle.n))
+        before, after = self.left[self.rows, positions].unsqueeze(1), self.right[self.rows, positions].unsqueeze(1)
+        width = int(torch.maximum(after - at, at - before).max())
+        offsets = torch.arange(width, device=at.device)
+        ahead, behind = at + offsets, at - offsets  # p..R-1 and L+1..p, masked to each row's gap
+        self.left.scatter_(1, torch.where(ahead < after, ahead, n), at.expand(-1, width))
+        self.right.scatter_(1, torch.where(behind > before, behind, n), at.expand(-1, width))
 
     def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
         oracle, x = self.oracle, self.x
         n = oracle.n
         left, right = self.left.gather(1, positions), self.right.gather(1, positions)
-        value = x.clamp(min=0)
-        numerators = oracle._numerators(positions, left, right, value.gather(1, left.clamp(min=0)),
-                                        value.gather(1, right.clamp(max=n - 1)))
+        # values at the nearest pins (rows without one read a placeholder 0, unused by _numerators)
+        numerators = oracle._numerators(positions, left, right, x.gather(1, left.clamp(min=0)).clamp(min=0),
+                                        x.gather(1, right.clamp(max=n - 1)).clamp(min=0))
         return oracle._finish(numerators, x.gather(1, positions),
                               self.feasible_now(lambda: oracle.answer_at(x, positions[:, :0]).feasible), False)
