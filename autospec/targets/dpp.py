@@ -345,11 +345,16 @@ def condition_kernel(Q: torch.Tensor, b: torch.Tensor, included: torch.Tensor, f
     K + K_.i K_i. / (1 - K_ii); with K_.i = F Q b both are rank-one updates of Q (O(r^2) a pin, no
     eigendecomposition).  A pin of probability <= 1e-10 makes the row infeasible (Q left unchanged)."""
     v = (Q @ b.unsqueeze(-1)).squeeze(-1)  # [B, r]
-    p = (v * b).sum(-1)  # K_ii
+    return _rank_one(Q, v, (v * b).sum(-1), included, feasible)
+
+
+def _rank_one(Q, v, p, included, feasible):
+    """condition_kernel's update given v = Q b and p = b^T Q b (K_ii)."""
     chance = torch.where(included, p, 1 - p)
     possible = feasible & (chance > _PIN_TOL)
     scale = torch.where(possible, torch.where(included, -1.0, 1.0) / torch.where(possible, chance, 1.0), 0.0)
-    return Q + scale.view(-1, 1, 1) * v.unsqueeze(-1) * v.unsqueeze(-2), possible
+    # broadcast products, not bmm: batched r x r products of this size are several times faster elementwise
+    return torch.addcmul(Q, (scale.unsqueeze(-1) * v).unsqueeze(-1), v.unsqueeze(-2)), possible
 
 
 class DPPSession(OracleSession):
@@ -370,11 +375,25 @@ class DPPSession(OracleSession):
         self._one(rows, positions, values)
 
     def _one(self, rows, positions, values) -> None:
+        asked, self._asked = self._asked, None
+        if rows is None and asked is not None and torch.equal(asked[0], positions):
+            # Sequential pins the coordinate it just asked: Q b and b^T Q b are the answer's, reuse them
+            self.Q, self.feasible = _rank_one(self.Q, asked[1], asked[2], values == 1, self.feasible)
+            return
         b = self.oracle.features[positions]
         if rows is None:
             self.Q, self.feasible = condition_kernel(self.Q, b, values == 1, self.feasible)
         else:
             self.Q[rows], self.feasible[rows] = condition_kernel(self.Q[rows], b, values == 1, self.feasible[rows])
 
+    _asked: tuple | None = None  # (positions [B], Q b [B, r], b^T Q b [B]) of the last one-position answer
+
     def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
-        return self.oracle._laws_at(self.Q, self.feasible, positions, self.x.gather(1, positions))
+        if positions.shape[1] != 1:
+            self._asked = None
+            return self.oracle._laws_at(self.Q, self.feasible, positions, self.x.gather(1, positions))
+        b = self.oracle.features[positions[:, 0]]  # [B, r]
+        v = (self.Q * b.unsqueeze(-2)).sum(-1)  # Q b (Q symmetric), by broadcasting (see _rank_one)
+        p1 = (v * b).sum(-1)
+        self._asked = (positions[:, 0], v, p1)
+        return _answer_or_placeholder(p1.unsqueeze(1), self.feasible, self.x.gather(1, positions))
