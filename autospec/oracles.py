@@ -537,9 +537,10 @@ class CountingOracle(ConditionalOracle):
             return marginals
         # every check at once, one synchronisation (NaN fails every comparison; no pinned coordinate asked is
         # the common case, a pinned one is checked below); the checks below name the fault
-        if bool((marginals.amin() >= -self.tolerance) & ((marginals.sum(-1) - 1).abs().amax() <= self.tolerance)
-                & (pins.amax() < 0)):
-            return marginals.clamp(min=0.0)
+        lowest, off, pinned_asked = torch.stack([marginals.amin(), (marginals.sum(-1) - 1).abs().amax(),
+                                                 pins.amax().to(marginals.dtype)]).tolist()
+        if lowest >= -self.tolerance and off <= self.tolerance and pinned_asked < 0:
+            return marginals.clamp(min=0.0)  # a fresh tensor: the caller may write into it, never the oracle's own
 
         def coordinate(row: int, j: int) -> int:
             return j if positions is None else int(positions[row, j])

@@ -58,8 +58,10 @@ def _check_probs(probs: torch.Tensor, name: str) -> torch.Tensor:
     if probs.shape[-1] == 0:
         raise ValueError(f"{name} has an empty last axis: need at least one category")
     total = probs.sum(-1)
-    if probs.numel() and bool((probs.amin() >= 0) & (total.amin() > 0) & (total.amax() < math.inf)):  # one synchronisation
-        return total  # (NaN fails >= 0; a finite sum of non-negative weights has every weight finite)
+    if probs.numel():  # every check from three numbers, one synchronisation
+        lowest, least_total, most_total = torch.stack([probs.amin(), total.amin(), total.amax()]).tolist()
+        if lowest >= 0 and least_total > 0 and most_total < math.inf:
+            return total  # (NaN fails >= 0; a finite sum of non-negative weights has every weight finite)
     if not bool(torch.isfinite(probs).all()):
         raise ValueError(f"{name} contains NaN or infinite weights")
     if bool((probs < 0).any()):
