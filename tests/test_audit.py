@@ -236,8 +236,11 @@ def uninterrupted(tmp_path_factory, user_dir):
 def _start_and_kill(out, user_dir, sig) -> dict:
     env = cli_env(user_dir)
     env["AUTOSPEC_TEST_SLEEP"] = "1.5"
+    # SIGINT back to its default in the child: a suite started as a background job (sh -c '... &') inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler, so the interrupt would be lost
     proc = subprocess.Popen(autospec_cmd(*_interruptible_args(out)), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = out / "results.json"
     deadline = time.time() + 180
     try:
