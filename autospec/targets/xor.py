@@ -247,16 +247,21 @@ class XorOracle(ConditionalOracle):
     def _at(self, pins_of, positions: torch.Tensor, own: torch.Tensor, feasible) -> OracleAnswer:
         comps = self.comp_of[positions]  # [B, k]
         pinned, ones = self._component_masks(pins_of(self.comp_vars[comps]))  # [B, k] bit masks
-        return self._laws(comps, pinned, ones, positions, own, feasible)
-
-    def _laws(self, comps, pinned, ones, positions, own, feasible) -> OracleAnswer:
-        """The laws at positions [B, k] from their components' pin masks [B, k]: the share of the
-        component's solutions agreeing with the pins that put a 1 there."""
         masks = self.comp_masks[comps]  # [B, k, S]
-        agree = (((masks ^ ones.unsqueeze(-1)) & pinned.unsqueeze(-1)) == 0) & (masks >= 0)
+        one_here = ((masks >> self.slot_of[positions].unsqueeze(-1)) & 1) == 1
+        return self._laws(self._agreeing(masks, pinned, ones), one_here, own, feasible)
+
+    @staticmethod
+    def _agreeing(masks: torch.Tensor, pinned: torch.Tensor, ones: torch.Tensor) -> torch.Tensor:
+        """Which solutions (bit masks [..., S], -1 pads) agree with the pins (masks [...]): [..., S] bool."""
+        return (((masks ^ ones.unsqueeze(-1)) & pinned.unsqueeze(-1)) == 0) & (masks >= 0)
+
+    @staticmethod
+    def _laws(agree: torch.Tensor, one_here: torch.Tensor, own: torch.Tensor, feasible) -> OracleAnswer:
+        """The laws at the asked coordinates [B, k] from their components' agreeing solutions [B, k, S]: the
+        share of those that put a 1 there (one_here [B, k, S]); the placeholder at pins and infeasible ones."""
         count = agree.sum(-1)  # [B, k]
-        one_here = (masks >> self.slot_of[positions].unsqueeze(-1)) & 1
-        p1 = (agree & (one_here == 1)).sum(-1).to(torch.float64) / count.clamp(min=1).to(torch.float64)
+        p1 = (agree & one_here).sum(-1).to(torch.float64) / count.clamp(min=1).to(torch.float64)
         law = torch.stack([1 - p1, p1], -1)
         good = (own < 0) & (count > 0)
         return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(own, 2)), feasible)
@@ -275,7 +280,7 @@ class XorSession(OracleSession):
         C, g = oracle.comp_vars.shape
         pinned, ones = oracle._component_masks(padded[:, oracle.comp_vars.reshape(-1)].reshape(B, C, g))  # [B, C]
         masks = oracle.comp_masks  # [C, S], -1 pads
-        self.agree = (((masks ^ ones.unsqueeze(-1)) & pinned.unsqueeze(-1)) == 0) & (masks >= 0)
+        self.agree = oracle._agreeing(masks, pinned, ones)
         # per coordinate: which solutions of its component put a 1 there ([n, S])
         self.one_at = ((masks[oracle.comp_of] >> oracle.slot_of.unsqueeze(1)) & 1) == 1
         self.rows = torch.arange(B, device=partial.device)
@@ -294,13 +299,8 @@ class XorSession(OracleSession):
     def answer_at(self, positions: torch.Tensor) -> OracleAnswer:
         oracle, x = self.oracle, self.x
         agree = self.agree[self.rows.unsqueeze(1), oracle.comp_of[positions]]  # [B, k, S]
-        count = agree.sum(-1)
-        p1 = (agree & self.one_at[positions]).sum(-1).to(torch.float64) / count.clamp(min=1).to(torch.float64)
-        law = torch.stack([1 - p1, p1], -1)
-        own = x.gather(1, positions)
-        good = (own < 0) & (count > 0)
         agree_all = self.agree
-        return OracleAnswer(torch.where(good.unsqueeze(-1), law, placeholder_marginals(own, 2)),
+        return oracle._laws(agree, self.one_at[positions], x.gather(1, positions),
                             self.feasible_now(lambda: agree_all.any(-1).all(-1)))
 
 
