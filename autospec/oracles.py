@@ -158,6 +158,7 @@ class PrefixRows:
         self.base, self.columns, self.values, self.drafted = base, columns, values, drafted
         self.owner, self.length = owner, length
         self._slots: torch.Tensor | None = None
+        self._of_base: dict = {}  # per-base work shared with subsets (the same round's reread)
 
     @property
     def num_rows(self) -> int:
@@ -210,9 +211,17 @@ class PrefixRows:
         padded.scatter_(1, torch.where(mask, self.columns[owner], torch.full_like(mask, n, dtype=torch.long)), self.values[owner])
         return padded[:, :n]
 
+    def of_base(self, name: str, compute):
+        """compute(base), done once for these rows and every subset of them (a reread of the same round)
+        while base is unchanged: an oracle's per-sample work on x (counts, scans) is not repeated."""
+        key = (name, self.base._version)
+        if key not in self._of_base:
+            self._of_base[key] = compute(self.base)
+        return self._of_base[key]
+
     def subset(self, rows: torch.Tensor) -> "PrefixRows":
         out = PrefixRows(self.base, self.columns, self.values, self.drafted, self.owner[rows], self.length[rows])
-        out._slots = self._slots
+        out._slots, out._of_base = self._slots, self._of_base
         return out
 
 

@@ -77,7 +77,6 @@ class CurieWeissOracle(ConditionalOracle):
         self.log_w = target.log_w.to(self.device)
         self._p_one: torch.Tensor | None = None  # P(x_i = 1 | c, f), flat over f = 1..n, c = 0..n-f
         self._start: torch.Tensor | None = None  # where row f starts in the flat table
-        self._base_counts: tuple | None = None  # (key of a PrefixRows base, its free counts, its counts of ones, the base)
 
     def _table(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._p_one is None:
@@ -131,11 +130,8 @@ class CurieWeissOracle(ConditionalOracle):
     def answer_prefixes(self, rows, positions: torch.Tensor) -> OracleAnswer:
         """Prefix rows (``PrefixRows``): the counts of x plus those of the drafted slots before each length."""
         positions = positions.to(self.device)
-        base = rows.base.to(self.device)
-        key = (id(rows.base), rows.base._version, rows.base.shape)  # the same round's reread reuses x's counts
-        if self._base_counts is None or self._base_counts[0] != key:
-            self._base_counts = (key, (base < 0).sum(1), (base == 1).sum(1), rows.base)
-        f_base, c_base = self._base_counts[1], self._base_counts[2]
+        f_base, c_base = rows.of_base("curie-weiss counts", lambda base: ((base.to(self.device) < 0).sum(1),
+                                                                       (base.to(self.device) == 1).sum(1)))
         drafted = rows.drafted.to(self.device).to(torch.long)
         ones = drafted * (rows.values.to(self.device) == 1).to(torch.long)
         zero = drafted.new_zeros(drafted.shape[0], 1)

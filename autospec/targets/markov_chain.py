@@ -128,7 +128,6 @@ class MarkovChainOracle(ConditionalOracle):
         self.powers = target.powers.to(self.device)  # [n+1, q, q]
         self.powers_t = self.powers.transpose(1, 2).contiguous()
         self.marginals_ = target.marginals.to(self.device)  # [n, q]
-        self._base_scans: tuple | None = None  # (key of a PrefixRows base, its nearest-pin scans, the base)
 
     def answer(self, partial: torch.Tensor) -> OracleAnswer:
         B, n = partial.shape
@@ -145,10 +144,8 @@ class MarkovChainOracle(ConditionalOracle):
         B, n = partial.shape
         pinned = partial >= 0
         index = torch.arange(n, device=self.device).expand(B, n)
-        # nearest pin at or before i, and at or after i (scans over [B, n]; then only the asked positions)
-        left_all = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
-        right = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1).gather(1, positions)
-        left = left_all.gather(1, positions)
+        left_all, right_all = _nearest_pins(partial)  # scans over [B, n]; then only the asked positions
+        left, right = left_all.gather(1, positions), right_all.gather(1, positions)
         value = partial.clamp(min=0)
         left_value = value.gather(1, left.clamp(min=0))
         right_value = value.gather(1, right.clamp(max=n - 1))
@@ -173,17 +170,9 @@ class MarkovChainOracle(ConditionalOracle):
         """Prefix rows (``PrefixRows``): the nearest pins of x (scans over [A, n], once per sample) and the
         nearest drafted pins before each length ([R, k, K] comparisons): never a [R, n] row."""
         positions = positions.to(self.device)
-        base = rows.base.to(self.device)
-        A, n = base.shape
+        n = self.n
         owner = rows.owner.to(self.device)
-        key = (id(rows.base), rows.base._version, rows.base.shape)  # the same round's reread reuses x's scans
-        if self._base_scans is None or self._base_scans[0] != key:
-            pinned = base >= 0
-            index = torch.arange(n, device=self.device).expand(A, n)
-            left_all = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
-            right_all = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
-            self._base_scans = (key, left_all, right_all, rows.base)
-        left_all, right_all = self._base_scans[1], self._base_scans[2]
+        left_all, right_all = rows.of_base("markov nearest pins", lambda base: _nearest_pins(base.to(self.device)))
         rows_of = owner.unsqueeze(1).expand_as(positions)
         left, right = left_all[rows_of, positions], right_all[rows_of, positions]
         K = rows.columns.shape[1]
@@ -231,17 +220,13 @@ class MarkovChainSession(OracleSession):
 
     def __init__(self, oracle: MarkovChainOracle, partial: torch.Tensor):
         super().__init__(oracle, partial)
-        self.index = torch.arange(oracle.n, device=partial.device)
         self.rows = torch.arange(partial.shape[0], device=partial.device)
         self._rescan(slice(None))
 
     def _rescan(self, rows) -> None:
         x = self.x[rows]
         n = x.shape[1]
-        index = self.index.expand_as(x)
-        pinned = x >= 0
-        left = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
-        right = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
+        left, right = _nearest_pins(x)
         scratch = left.new_zeros((left.shape[0], 1))  # column n: where masked writes of a gap go
         if isinstance(rows, slice):
             self.left, self.right = torch.cat([left, scratch], 1), torch.cat([right, scratch], 1)
@@ -271,3 +256,13 @@ class MarkovChainSession(OracleSession):
                                         x.gather(1, right.clamp(max=n - 1)).clamp(min=0))
         return oracle._finish(numerators, x.gather(1, positions),
                               self.feasible_now(lambda: oracle.answer_at(x, positions[:, :0]).feasible), False)
+
+
+def _nearest_pins(partial: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """partial [B, n] -> each coordinate's nearest pin at or before it (-1: none) and at or after it (n: none)."""
+    B, n = partial.shape
+    pinned = partial >= 0
+    index = torch.arange(n, device=partial.device).expand(B, n)
+    left = torch.where(pinned, index, torch.full_like(index, -1)).cummax(1).values
+    right = torch.where(pinned, index, torch.full_like(index, n)).flip(1).cummin(1).values.flip(1)
+    return left, right
