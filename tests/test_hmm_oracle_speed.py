@@ -5,6 +5,7 @@ Sequential-like runs; and the samplers' exact laws through those paths must be t
 
 import pytest
 import torch
+from _prefix_support import drafted_prefix_rows
 
 from autospec.oracles import CountingOracle, PrefixRows
 from autospec.samplers import SequenceSpeculative, Sequential, TokenSpeculative
@@ -101,16 +102,7 @@ def _prefix_rows(target, A, K, seed):
     g = torch.Generator().manual_seed(seed)
     n, q = target.n, target.q
     base = torch.where(torch.rand(A, n, generator=g) < 0.3, torch.randint(0, q, (A, n), generator=g), torch.full((A, n), -1))
-    columns = torch.zeros((A, K), dtype=torch.long)
-    drafted = torch.zeros((A, K), dtype=torch.bool)
-    for a in range(A):
-        free = torch.nonzero(base[a] < 0).squeeze(-1)
-        chosen = free[torch.randperm(free.numel(), generator=g)][:K]
-        columns[a, : chosen.numel()] = chosen
-        drafted[a, : chosen.numel()] = torch.rand(chosen.numel(), generator=g) < 0.85
-    values = torch.randint(0, q, (A, K), generator=g)
-    owner = torch.arange(A).repeat_interleave(K + 1)
-    return PrefixRows(base, columns, values, drafted, owner, torch.arange(K + 1).repeat(A))
+    return drafted_prefix_rows(base, K, q, g)
 
 
 @pytest.mark.parametrize("n,s,q,seed", [(1, 2, 3, 1), (5, 2, 2, 6), (12, 3, 3, 5), (33, 2, 3, 3), (40, 3, 2, 3)])

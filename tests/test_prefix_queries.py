@@ -5,6 +5,7 @@ and the speculative samplers that use them must keep their exact law (exact_law 
 
 import pytest
 import torch
+from _prefix_support import drafted_prefix_rows
 
 from autospec import Randomness
 from autospec.oracles import CountingOracle, PrefixRows
@@ -32,16 +33,7 @@ def _rows(target, A=40, K=5, seed=0) -> PrefixRows:
     base = torch.where(torch.rand(x.shape, generator=g) < 0.4, x, torch.full_like(x, -1))
     flip = (torch.rand(x.shape, generator=g) < 0.05) & (base >= 0)
     base = torch.where(flip, (base + 1) % target.q, base)
-    columns = torch.zeros((A, K), dtype=torch.long)
-    drafted = torch.zeros((A, K), dtype=torch.bool)
-    for a in range(A):
-        free = torch.nonzero(base[a] < 0).squeeze(-1)
-        chosen = free[torch.randperm(free.numel(), generator=g)][:K]
-        columns[a, : chosen.numel()] = chosen
-        drafted[a, : chosen.numel()] = torch.rand(chosen.numel(), generator=g) < 0.85
-    values = torch.randint(0, target.q, (A, K), generator=g)
-    owner = torch.arange(A).repeat_interleave(K + 1)
-    return PrefixRows(base, columns, values, drafted, owner, torch.arange(K + 1).repeat(A))
+    return drafted_prefix_rows(base, K, target.q, g)
 
 
 @pytest.mark.parametrize("index", range(len(TARGETS)), ids=[t.name for t in TARGETS])
