@@ -253,17 +253,19 @@ class HMMOracle(ConditionalOracle):
         return 1 << max(0, (self.n - 1).bit_length())
 
     def _leaves(self, partial: torch.Tensor) -> torch.Tensor:
-        """partial [..., m] -> M_j [..., m, s, s] (T where free)."""
-        e = torch.where((partial >= 0).unsqueeze(-1), self.emission.T[partial.clamp(min=0)],
-                        torch.ones((), dtype=torch.float64, device=self.device))
-        return e.unsqueeze(-1) * self.transition
+        """partial [..., m] -> M_j [..., m, s, s] (T where free): one gather from the q + 1 possible leaves."""
+        if not hasattr(self, "_leaf_table"):  # [q + 1, s, s]: T, then diag(emission[:, v]) T for v = 0..q-1
+            self._leaf_table = torch.cat([self.transition.unsqueeze(0), self.emission.T.unsqueeze(-1) * self.transition])
+        return self._leaf_table[partial + 1]
 
     def _build(self, partial: torch.Tensor) -> torch.Tensor:
         """The rows' trees, heap-ordered: [B, 2 * size, s, s] (node 1 the root, leaf j at size + j)."""
         B, n = partial.shape
         s, size = self.target.s, self._size
-        tree = torch.eye(s, dtype=torch.float64, device=self.device).expand(B, 2 * size, s, s).clone()
+        tree = torch.empty((B, 2 * size, s, s), dtype=torch.float64, device=self.device)
         tree[:, size:size + n] = self._leaves(partial)
+        tree[:, size + n:] = torch.eye(s, dtype=torch.float64, device=self.device)  # padding leaves
+        tree[:, 0] = 0.0  # unused (node 1 is the root)
         h = size // 2
         while h >= 1:
             kids = tree[:, 2 * h:4 * h].view(B, h, 2, s, s)
@@ -347,9 +349,9 @@ class HMMOracle(ConditionalOracle):
         A, n = base.shape
         K = columns.shape[1]
         R, k = positions.shape
-        tree = self._build(base)
+        built = rows.of_base("hmm-trees", self._build)  # the base's trees, kept unpinned for the same round's reread
         if R <= A:  # e.g. a reread: a tree per row (at most the base's memory), its drafted pins in one pass
-            trees = tree[owner]
+            trees = built[owner]
             active = rows.active()
             self._pin_tree(trees, torch.nonzero(active)[:, 0], columns[owner][active], values[owner][active])
             alpha, w = self._messages(trees, torch.arange(R, device=self.device), positions)
@@ -359,6 +361,7 @@ class HMMOracle(ConditionalOracle):
         group = length // chunk
         by_group = torch.argsort(group, stable=True)
         sizes = torch.bincount(group, minlength=K // chunk + 1).tolist()
+        tree = built.clone()  # the drafted slots are pinned into it chunk by chunk below
         alpha = torch.empty((R, k, self.target.s), dtype=torch.float64, device=self.device)
         w, whole = torch.empty_like(alpha), torch.empty((R, self.target.s, self.target.s), dtype=torch.float64, device=self.device)
         done = 0
