@@ -59,6 +59,19 @@ def test_exact_statistics_match_enumeration(index):
         assert (law - stat.probs).abs().max() <= 1e-12, stat.name
 
 
+@pytest.mark.parametrize("make", [lambda: DPPTarget.random(12, 4, "L", seed=3), lambda: DPPTarget.random(12, 5, "projection", seed=4)],
+                         ids=["L", "projection"])
+def test_dpp_window_count_law_matches_enumeration(make):
+    """The Poisson-binomial window law (eigenvalues of K restricted to the window) on wide windows, which the
+    small targets' quarter windows (two items) do not reach."""
+    target = make()
+    cells = all_cells(target.n, target.q)
+    probs = target.to_tabular().probs.reshape(-1)
+    for lo, hi in [(0, 12), (1, 9), (5, 8)]:
+        law = torch.zeros(hi - lo + 1, dtype=torch.float64).index_add_(0, cells[:, lo:hi].sum(-1), probs)
+        assert (law - target.window_count_law(lo, hi)).abs().max() <= 1e-12, (lo, hi)
+
+
 def test_ising_and_sk_by_enumeration():
     sk = IsingTarget.sk(10, beta=1.0, seed=0)
     grid = IsingTarget.grid(3, 4, beta=0.4, h=0.1)

@@ -28,10 +28,12 @@ import math
 
 import numpy as np
 import torch
+from scipy.stats import poisson_binom
 
 from autospec.oracles import ConditionalOracle, OracleAnswer, OracleSession, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
-from autospec.targets.structured import StructuredTarget, check_n_q, count_statistics, pair_statistic, single_statistic
+from autospec.targets.structured import (StructuredTarget, check_n_q, count_statistics, pair_statistic, pooled_statistic,
+                                         single_statistic)
 
 __all__ = ["DPPTarget", "DPPOracle", "fourier_features"]
 
@@ -50,6 +52,12 @@ def fourier_features(n: int, rank: int) -> torch.Tensor:
         cols.append(torch.cos(2 * math.pi * k * t / n) * math.sqrt(2 / n))
         cols.append(torch.sin(2 * math.pi * k * t / n) * math.sqrt(2 / n))
     return torch.stack(cols, 1)
+
+
+def _poisson_binomial(p: torch.Tensor) -> torch.Tensor:
+    """Law [len(p) + 1] of a sum of independent Bernoulli(p) (p clamped into [0, 1] against rounding)."""
+    p = p.clamp(0.0, 1.0).numpy()
+    return torch.as_tensor(poisson_binom(p).pmf(np.arange(p.size + 1)), dtype=torch.float64)
 
 
 class DPPTarget(StructuredTarget):
@@ -78,11 +86,8 @@ class DPPTarget(StructuredTarget):
             gram = features.T @ features
             self.kernel = features @ torch.linalg.solve(gram + torch.eye(r, dtype=torch.float64), features.T)
             lam = torch.linalg.eigvalsh(gram).clamp(min=0)
-            law = torch.zeros(n + 1, dtype=torch.float64)
-            law[0] = 1.0
-            for p in (lam / (1 + lam)).tolist():  # Poisson-binomial over the eigenvalues of L
-                law = law * (1 - p) + torch.cat([law.new_zeros(1), law[:-1]]) * p
-            self.cardinality_law = law
+            self.cardinality_law = torch.zeros(n + 1, dtype=torch.float64)  # Poisson-binomial over K's eigenvalues
+            self.cardinality_law[:r + 1] = _poisson_binomial(lam / (1 + lam))
 
     @classmethod
     def fourier_projection(cls, n: int, rank: int = 9):
@@ -120,6 +125,20 @@ class DPPTarget(StructuredTarget):
                 out[row] = (torch.linalg.det(sub) if Y.numel() else 1.0) / torch.linalg.det(torch.eye(self.n, dtype=torch.float64) + L)
         return out.clamp(min=0)
 
+    def window_count_law(self, lo: int, hi: int) -> torch.Tensor:
+        """Exact law of |Y ∩ [lo, hi)| on 0..hi - lo: the count of a DPP in a set is a sum of independent
+        Bernoullis whose probabilities are the eigenvalues of K restricted to the set (Hough, Krishnapur,
+        Peres and Virag 2006)."""
+        return _poisson_binomial(torch.linalg.eigvalsh(self.kernel[lo:hi, lo:hi]))
+
+    def windows(self) -> list[tuple[int, int]]:
+        """The windows whose counts are tested: the first two quarters and a short window from n // 3 (the
+        counts see the repulsion between neighbouring items that single items and far pairs miss)."""
+        n = self.n
+        quarter, short = max(2, n // 4), max(2, n // 32)
+        out = [(0, quarter), (quarter, min(n, 2 * quarter)), (n // 3, min(n, n // 3 + short))]
+        return [(lo, hi) for lo, hi in dict.fromkeys(out) if hi - lo >= 2]
+
     def pair_marginal(self, i: int, j: int) -> torch.Tensor:
         K = self.kernel
         p11 = K[i, i] * K[j, j] - K[i, j] ** 2
@@ -134,6 +153,9 @@ class DPPTarget(StructuredTarget):
                                     lambda v, r=r: (v.sum(-1) != r).to(torch.long), labels=[f"{r}", f"!= {r}"])]
         else:
             stats = count_statistics("number of ones", self.cardinality_law, lambda v: v.sum(-1))
+        for lo, hi in self.windows():
+            stats.append(pooled_statistic(f"items in [{lo}, {hi})", self.window_count_law(lo, hi),
+                                          lambda v, lo=lo, hi=hi: v[:, lo:hi].sum(-1)))
         for i in sorted({0, n // 2}):
             k = float(self.kernel[i, i])
             stats.append(single_statistic(f"x[{i}]", i, torch.tensor([1 - k, k], dtype=torch.float64)))
