@@ -151,12 +151,19 @@ class PrefixRows:
     columns[owner[r], m] pinned to values[owner[r], m] for every drafted slot m < length[r].  Drafted
     columns must be free in base and distinct within a row (the counting wrapper checks).
     ``materialise()`` writes the rows out; structured oracles answer from base and the deltas instead.
+
+    Rows made by ``CountedSession.prefix_rows`` also carry ``session`` (the inner oracle's own
+    ``OracleSession``, or None) and ``session_rows`` [A]: base[a] is row session_rows[a] of the session,
+    so an oracle may read the session's incremental state instead of recomputing it from base.
     """
 
     def __init__(self, base: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, drafted: torch.Tensor,
                  owner: torch.Tensor, length: torch.Tensor):
         self.base, self.columns, self.values, self.drafted = base, columns, values, drafted
         self.owner, self.length = owner, length
+        self.session: OracleSession | None = None
+        self.session_rows: torch.Tensor | None = None
+        self._issued: tuple | None = None  # (counted session, its version, base's version) when made by one
         self._slots: torch.Tensor | None = None
         self._of_base: dict = {}  # per-base work shared with subsets (the same round's reread)
 
@@ -222,6 +229,7 @@ class PrefixRows:
     def subset(self, rows: torch.Tensor) -> "PrefixRows":
         out = PrefixRows(self.base, self.columns, self.values, self.drafted, self.owner[rows], self.length[rows])
         out._slots, out._of_base = self._slots, self._of_base
+        out.session, out.session_rows, out._issued = self.session, self.session_rows, self._issued
         return out
 
 
@@ -328,6 +336,9 @@ class ConditionalOracle:
     n: int
     q: int
     name: str = "oracle"
+    # True where answer_prefixes reads a PrefixRows' session (its own incremental state): the speculative
+    # samplers then keep such a session across rounds; otherwise their session only holds x.
+    prefixes_from_session: bool = False
 
     def answer(self, partial: torch.Tensor) -> OracleAnswer:
         raise NotImplementedError
@@ -465,10 +476,13 @@ class CountingOracle(ConditionalOracle):
                 answer.marginals = at_positions(marginals, positions.to(marginals.device))
         return answer
 
-    def open_session(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None) -> "CountedSession":
+    def open_session(self, partial: torch.Tensor, sample_ids: torch.Tensor | None = None,
+                     for_prefixes: bool = False) -> "CountedSession":
         """A session over rows ``partial`` [B, n] (see ``OracleSession``): every ``marginals`` call is one
-        round charged to ``sample_ids`` (None: a lock-step batch, as in ``query``), every answer validated."""
-        return CountedSession(self, check_partial(partial, self.n, self.q), sample_ids)
+        round charged to ``sample_ids`` (None: a lock-step batch, as in ``query``), every answer validated.
+        for_prefixes: the session is for ``prefix_rows`` rounds (the speculative samplers); the inner
+        oracle's own state is kept only if its answer_prefixes reads it."""
+        return CountedSession(self, check_partial(partial, self.n, self.q), sample_ids, for_prefixes)
 
     def query_prefixes(self, rows: PrefixRows, sample_ids: torch.Tensor | None = None,
                        positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -478,6 +492,7 @@ class CountingOracle(ConditionalOracle):
         rows = check_prefix_rows(rows, self.n, self.q)
         if positions is None:
             raise ValueError("query_prefixes needs positions [R, k]")
+        self._check_issued(rows)
         positions = check_positions(positions, rows.num_rows, self.n)
         inner = self.inner
         if not (isinstance(inner, ConditionalOracle) and type(inner).query is ConditionalOracle.query
@@ -495,6 +510,7 @@ class CountingOracle(ConditionalOracle):
         if self._last is None:
             raise RuntimeError("reread() reads the answer of the last call; no call has been made")
         if isinstance(self._last, PrefixRows):  # the last call was query_prefixes on an oracle answering them
+            self._check_issued(self._last, "reread")
             rows = rows.to(device=self._last.base.device, dtype=torch.long)
             subset = self._last.subset(rows)
             positions = check_positions(positions, subset.num_rows, self.n)
@@ -512,6 +528,18 @@ class CountingOracle(ConditionalOracle):
         else:
             marginals = at_positions(self.inner.marginals(partial), positions.to(partial.device))
         return self._validated(marginals, partial, positions)
+
+    def _check_issued(self, rows: PrefixRows, what: str = "query_prefixes") -> None:
+        """Rows that carry a session must come from this oracle's session, unchanged since: base written
+        and the session pinned by nobody in between (an oracle reads the session's state as base's)."""
+        if rows.session is None and rows._issued is None:
+            return
+        issued = rows._issued
+        if issued is None or issued[0].counting is not self or rows.session is not issued[0].inner_state:
+            raise ValueError(f"{what}: rows.session must come from this oracle's CountedSession.prefix_rows")
+        if issued[0].version != issued[1] or rows.base._version != issued[2]:
+            raise ValueError(f"{what}: the rows' session was pinned (or their base written) after prefix_rows made "
+                             "them; ask, and reread, before pinning")
 
     def _check_shape(self, marginals: object, expected: tuple[int, ...]) -> None:
         who = f"oracle {self.name!r}"
@@ -594,13 +622,15 @@ class CountedSession(OracleSession):
     validated as ``query`` would; ``pin`` is checked (coordinates in range and free, values in [0, q))
     and is no round (it only says which value the sampler drew)."""
 
-    def __init__(self, counting: CountingOracle, partial: torch.Tensor, sample_ids: torch.Tensor | None):
+    def __init__(self, counting: CountingOracle, partial: torch.Tensor, sample_ids: torch.Tensor | None,
+                 for_prefixes: bool = False):
         self.counting, self.sample_ids = counting, sample_ids
         inner = counting.inner
+        self.inner_state: OracleSession | None = None  # the inner oracle's own session, if it keeps one
         if isinstance(inner, CountingOracle):
-            self.state: OracleSession = inner.open_session(partial, sample_ids)  # it counts too
-        elif _own_session(inner):
-            self.state = inner.open_session(partial)
+            self.state: OracleSession = inner.open_session(partial, sample_ids, for_prefixes)  # it counts too
+        elif _own_session(inner) and (not for_prefixes or inner.prefixes_from_session):
+            self.state = self.inner_state = inner.open_session(partial)
         else:
             self.state = _QueriedSession(counting, partial, sample_ids)
         counting._last, counting._last_dense = None, None
@@ -608,6 +638,10 @@ class CountedSession(OracleSession):
     @property
     def x(self) -> torch.Tensor:
         return self.state.x
+
+    @property
+    def version(self) -> int:  # pins so far (the state's count)
+        return self.state.version
 
     def pin(self, rows: torch.Tensor | None, positions: torch.Tensor, values: torch.Tensor) -> None:
         x = self.state.x
@@ -654,6 +688,17 @@ class CountedSession(OracleSession):
     def marginals(self, positions: torch.Tensor) -> torch.Tensor:
         """One round: the laws at positions [B, k] of every row: [B, k, q]."""
         return self.answer_at(positions).marginals
+
+    def prefix_rows(self, rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, drafted: torch.Tensor,
+                    owner: torch.Tensor, length: torch.Tensor) -> PrefixRows:
+        """A ``PrefixRows`` over the session's rows ``rows`` [A] (base = x[rows]) for the counting oracle's
+        ``query_prefixes``; the inner oracle may answer from this session's state.  Ask (and reread) before
+        the next pin: a pin in between makes the query raise."""
+        base = self.state.x[rows]
+        out = PrefixRows(base, columns, values, drafted, owner, length)
+        out.session, out.session_rows = self.inner_state, rows
+        out._issued = (self, self.version, base._version)
+        return out
 
 
 class _QueriedSession(OracleSession):

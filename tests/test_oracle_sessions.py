@@ -178,3 +178,90 @@ def test_sequential_through_sessions_is_exact(make):
 
 def test_the_default_session_is_the_base_class():
     assert type(TabularTarget.random(2, 2, seed=0).oracle().open_session(torch.full((1, 2), -1))) is OracleSession
+
+
+# ---------------------------------------------------------------- sessions of the speculative samplers
+def _hmm():
+    from autospec.targets import HMMTarget
+
+    return HMMTarget.random(40, s=3, q=3, seed=5, zero_fraction=0.3)
+
+
+def _rebuilding(oracle):
+    """The same HMM oracle, but its prefix answers rebuild the trees from base every round."""
+    kind = type("RebuildingHMMOracle", (type(oracle),), {"prefixes_from_session": False})
+    out = object.__new__(kind)
+    out.__dict__.update(oracle.__dict__)
+    return out
+
+
+def test_prefix_rows_from_a_session_answer_as_rows_from_scratch():
+    """Along prefix rounds with pins (and a plain round) in between, the HMM's answers from its session's
+    trees equal its answers from trees rebuilt from base (1e-12), rereads included; drafts and pins take
+    uniform values, so some are impossible."""
+    from tests._prefix_support import drafted_prefix_rows
+
+    target = _hmm()
+    oracle = target.oracle()
+    B, n, q, K = 8, target.n, target.q, 4
+    counted = CountingOracle(oracle, B)
+    session = counted.open_session(torch.full((B, n), -1), for_prefixes=True)
+    assert session.inner_state is not None  # the HMM keeps its trees for prefix rows
+    g = torch.Generator().manual_seed(11)
+    for _ in range(6):
+        active = torch.arange(0, B, 2) if _ % 2 else torch.arange(B)
+        draft = drafted_prefix_rows(session.x[active], K, q, g)
+        rows = session.prefix_rows(active, draft.columns, draft.values, draft.drafted, draft.owner, draft.length)
+        positions = torch.randint(0, n, (rows.num_rows, 3), generator=g)
+        mine = counted.query_prefixes(rows, positions=positions)
+        scratch = _rebuilding(oracle).answer_prefixes(draft, positions).marginals
+        assert (mine - scratch).abs().max() <= 1e-12
+        again = counted.reread(torch.arange(0, rows.num_rows, 2), positions[::2])  # same round, no pin yet
+        assert (again - scratch[::2]).abs().max() <= 1e-12
+        session.marginals(session.x.lt(0).long().argmax(1, keepdim=True))  # a plain round in between
+        free = torch.stack([torch.nonzero(session.x[b] < 0).squeeze(-1)[:3] for b in range(B)])  # [B, 3]
+        session.pin(torch.arange(B).repeat_interleave(3), free.reshape(-1), torch.randint(0, q, (3 * B,), generator=g))
+    assert int(counted.rounds.max()) == 12
+
+
+def test_prefix_rows_are_refused_after_a_pin_or_from_another_oracle():
+    target = _hmm()
+    B, n = 4, target.n
+    counted, other = CountingOracle(target.oracle(), B), CountingOracle(target.oracle(), B)
+    session = counted.open_session(torch.full((B, n), -1), for_prefixes=True)
+    empty = torch.zeros((B, 0), dtype=torch.long)
+    rows = session.prefix_rows(torch.arange(B), empty, empty, empty.bool(), torch.arange(B), torch.zeros(B, dtype=torch.long))
+    positions = torch.zeros((B, 1), dtype=torch.long)
+    with pytest.raises(ValueError, match="must come from this oracle"):
+        other.query_prefixes(rows, positions=positions)
+    counted.query_prefixes(rows, positions=positions)
+    session.pin(torch.tensor([0]), torch.tensor([5]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="pinned .* after prefix_rows"):
+        counted.reread(torch.tensor([1]), positions[:1])
+    with pytest.raises(ValueError, match="pinned .* after prefix_rows"):
+        counted.query_prefixes(rows, positions=positions)
+    rows = session.prefix_rows(torch.arange(B), empty, empty, empty.bool(), torch.arange(B), torch.zeros(B, dtype=torch.long))
+    rows.base[1, 3] = 0  # a sampler writing the base behind the session's back
+    with pytest.raises(ValueError, match="base written"):
+        counted.query_prefixes(rows, positions=positions)
+
+
+def test_speculative_samplers_draw_the_same_with_and_without_the_session_state():
+    """Seeded draws of the speculative samplers on an HMM are identical whether the oracle answers prefix
+    rows from its session's trees or rebuilds them each round (a session only changes where work is done)."""
+    from autospec.samplers import SequenceSpeculative, TokenSpeculative
+
+    target = _hmm()
+    for sampler in (TokenSpeculative(3), SequenceSpeculative(4)):
+        with_session = sampler.sample(target.oracle(), 30, Randomness(seed=4))
+        without = sampler.sample(_rebuilding(target.oracle()), 30, Randomness(seed=4))
+        assert torch.equal(with_session.values, without.values)
+        assert torch.equal(with_session.rounds, without.rounds)
+
+
+def test_a_prefix_session_keeps_the_oracles_state_only_where_its_prefix_answers_read_it():
+    markov = MarkovChainTarget.random(10, q=3, seed=1)
+    session = CountingOracle(markov.oracle(), 2).open_session(torch.full((2, 10), -1), for_prefixes=True)
+    assert session.inner_state is None  # Markov answers prefix rows from base: no state to keep up
+    session = CountingOracle(markov.oracle(), 2).open_session(torch.full((2, 10), -1))
+    assert session.inner_state is not None  # Sequential's session does keep it

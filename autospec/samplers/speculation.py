@@ -11,6 +11,11 @@ Each round, for every unfinished sample with t coordinates fixed:
    drafted coordinates and gives the law of the next coordinate (a residual,
    or the target conditional after a fully accepted block); draw it.
 
+The samples' assignments live in an oracle session (``CountingOracle.open_session``): a round's
+prefix rows are made from it, and the kept draft and the drawn coordinate are pinned into it (checked:
+free coordinates only), so an oracle that keeps incremental state (the HMM's segment trees) updates it
+by the new pins instead of rebuilding it from x every round.
+
 Pipelining: the next round drafts from the conditionals at prefix tau, which
 do not yet include the coordinate drawn in step 3.  The draft only has to be
 a law fixed before it is drawn, so this stays exact and costs one round per
@@ -24,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from autospec.oracles import CountingOracle, PrefixRows
+from autospec.oracles import CountingOracle
 from autospec.randomness import RandomSource
 from autospec.samplers.base import Sampler
 from autospec.samplers.block_size import BlockSizePolicy, as_block_policy
@@ -89,7 +94,10 @@ class SpeculativeSampler(Sampler):
     def run(self, oracle: CountingOracle, num_samples: int, rng: RandomSource) -> torch.Tensor:
         n, q, device = oracle.n, oracle.q, self.device
         order = draw_order(self.order, num_samples, n, rng, device)
-        x = torch.full((num_samples, n), -1, dtype=torch.long, device=device)
+        # The samples' assignments live in an oracle session: each round's prefix rows are made from it
+        # and every kept value is pinned into it, so an oracle may keep incremental state between rounds.
+        session = oracle.open_session(torch.full((num_samples, n), -1, dtype=torch.long, device=device), for_prefixes=True)
+        x = session.x  # read only: the session writes it
         t = torch.zeros(num_samples, dtype=torch.long, device=device)  # coordinates fixed so far
         # draft source: base[s, m] = law of order[s, t + m] at the accepted prefix of the last round
         base = torch.zeros((num_samples, 0, q), dtype=torch.float64, device=device)
@@ -123,9 +131,10 @@ class SpeculativeSampler(Sampler):
             owner, prefix_length = torch.nonzero(asked, as_tuple=True)  # row order: row-major over (a, j)
             row_of = torch.full((A, K + 1), -1, dtype=torch.long, device=device)
             row_of[owner, prefix_length] = torch.arange(owner.numel(), device=device)
-            rows = PrefixRows(x_a, positions[:, :K], tokens, drafted, owner, prefix_length)
+            rows = session.prefix_rows(active, positions[:, :K], tokens, drafted, owner, prefix_length)
             # Each prefix is read at its own slot now; the accepted one is read again below for the next draft.
-            answers = _ask_prefixes(oracle, rows, active[owner], positions[owner, prefix_length].unsqueeze(1))  # [rows, 1, q]
+            answers = oracle.query_prefixes(rows, sample_ids=active[owner],
+                                            positions=positions[owner, prefix_length].unsqueeze(1))  # [rows, 1, q]
             # target[a, j] = law of positions[a, j] given prefix j  ([A, K+1, q]); unasked slots: point mass
             slot_law = answers[row_of.clamp(min=0), 0]
             target = torch.where(asked.unsqueeze(-1), slot_law, _point_mass(A, K + 1, q, device))
@@ -140,10 +149,7 @@ class SpeculativeSampler(Sampler):
             next_value = round_rng.categorical(next_law).to(device)
 
             keep = drafted & (steps[:K].unsqueeze(0) < accepted.unsqueeze(1))
-            x_a = _write(x_a, positions[:, :K], tokens, keep)
             next_position = positions.gather(1, accepted.unsqueeze(1)).squeeze(1)
-            x_a[has_next, next_position[has_next]] = next_value[has_next]
-            x[active] = x_a
             t_next = t_a + accepted + has_next.to(torch.long)
             if not first_round:
                 block[active] = self.block_policy.update(block[active], accepted, lengths)
@@ -156,17 +162,12 @@ class SpeculativeSampler(Sampler):
                 rows = row_of.gather(1, accepted.unsqueeze(1)).squeeze(1)[going]
                 ahead = order_a[going].gather(1, (t_next[going].unsqueeze(1) + torch.arange(width, device=device)).clamp(max=n - 1))
                 base[active[going]] = oracle.reread(rows, ahead)
+            # The kept draft and the drawn coordinate, pinned after the reread (which reads this round's rows).
+            pin_rows = torch.cat([active.unsqueeze(1).expand_as(keep)[keep], active[has_next]])
+            session.pin(pin_rows, torch.cat([positions[:, :K][keep], next_position[has_next]]),
+                        torch.cat([tokens[keep], next_value[has_next]]))
             t[active] = t_next
             first_round = False
-
-def _ask_prefixes(oracle, rows: PrefixRows, sample_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """One round over the prefix rows: the counting wrapper's query_prefixes (structured oracles answer
-    from x and the drafted deltas, never writing the [rows, n] prefixes out); any other oracle object
-    gets the rows written out."""
-    if hasattr(oracle, "query_prefixes"):
-        return oracle.query_prefixes(rows, sample_ids=sample_ids, positions=positions)
-    return oracle.marginals(rows.materialise(), sample_ids=sample_ids, positions=positions)
-
 
 def _write(x: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Copy of x [..., n] with x[..., columns] = values where mask ([..., m] each).

@@ -32,8 +32,14 @@ from scipy.stats import poisson_binom
 
 from autospec.oracles import ConditionalOracle, OracleAnswer, OracleSession, placeholder_marginals
 from autospec.targets.statistics import ExactStatistic
-from autospec.targets.structured import (StructuredTarget, check_n_q, count_statistics, pair_statistic, pooled_statistic,
-                                         single_statistic)
+from autospec.targets.structured import (
+    StructuredTarget,
+    check_n_q,
+    count_statistics,
+    pair_statistic,
+    pooled_statistic,
+    single_statistic,
+)
 
 __all__ = ["DPPTarget", "DPPOracle", "fourier_features"]
 

@@ -202,6 +202,8 @@ def _scan(m: torch.Tensor, reverse: bool = False) -> torch.Tensor:
 class HMMOracle(ConditionalOracle):
     """Batched exact conditionals of an ``HMMTarget`` (forward-backward by scans; see the module docstring)."""
 
+    prefixes_from_session = True  # answer_prefixes gathers the base's trees from an HMMSession
+
     def __init__(self, target: HMMTarget, device="cpu"):
         self.target = target
         self.n, self.q, self.name = target.n, target.q, target.name
@@ -336,7 +338,8 @@ class HMMOracle(ConditionalOracle):
     def answer_prefixes(self, rows: PrefixRows, positions: torch.Tensor, chunk: int | None = None) -> OracleAnswer:
         """Prefix rows (``PrefixRows``) at positions [R, k], never writing a [R, n] row out.
 
-        The base rows' trees are built once ([A, n]).  Rows are taken in chunks of ``chunk`` lengths
+        The base rows' trees come from the rows' session (a gather: the speculative samplers' session pins
+        each kept value into them, log2 n nodes), else are built once per round ([A, n]).  Rows are taken in chunks of ``chunk`` lengths
         (default about sqrt K): rows whose length lies in [l0, l0 + chunk) get the slots below l0 from
         the trees, which hold them pinned by then, and the (fewer than ``chunk``) slots from l0 on folded
         in between range products of the trees (``_fold``); then those slots are pinned into the trees
@@ -349,9 +352,17 @@ class HMMOracle(ConditionalOracle):
         A, n = base.shape
         K = columns.shape[1]
         R, k = positions.shape
-        built = rows.of_base("hmm-trees", self._build)  # the base's trees, kept unpinned for the same round's reread
+        session = rows.session if isinstance(rows.session, HMMSession) and rows.session.oracle is self else None
+        if session is not None:
+            def base_trees(of: torch.Tensor) -> torch.Tensor:  # a fresh copy of the base rows' trees
+                return session.tree[rows.session_rows.to(self.device)[of]]
+        else:
+            built = rows.of_base("hmm-trees", self._build)  # the base's trees, kept unpinned for the same round's reread
+
+            def base_trees(of: torch.Tensor) -> torch.Tensor:
+                return built[of]
         if R <= A:  # e.g. a reread: a tree per row (at most the base's memory), its drafted pins in one pass
-            trees = built[owner]
+            trees = base_trees(owner)
             active = rows.active()
             self._pin_tree(trees, torch.nonzero(active)[:, 0], columns[owner][active], values[owner][active])
             alpha, w = self._messages(trees, torch.arange(R, device=self.device), positions)
@@ -361,7 +372,7 @@ class HMMOracle(ConditionalOracle):
         group = length // chunk
         by_group = torch.argsort(group, stable=True)
         sizes = torch.bincount(group, minlength=K // chunk + 1).tolist()
-        tree = built.clone()  # the drafted slots are pinned into it chunk by chunk below
+        tree = base_trees(torch.arange(A, device=self.device))  # the drafted slots are pinned into it chunk by chunk below
         alpha = torch.empty((R, k, self.target.s), dtype=torch.float64, device=self.device)
         w, whole = torch.empty_like(alpha), torch.empty((R, self.target.s, self.target.s), dtype=torch.float64, device=self.device)
         done = 0
