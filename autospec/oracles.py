@@ -161,11 +161,15 @@ class PrefixRows:
                  owner: torch.Tensor, length: torch.Tensor):
         self.base, self.columns, self.values, self.drafted = base, columns, values, drafted
         self.owner, self.length = owner, length
-        self.session: OracleSession | None = None
         self.session_rows: torch.Tensor | None = None
         self._issued: tuple | None = None  # (counted session, its version, base's version) when made by one
         self._slots: torch.Tensor | None = None
         self._of_base: dict = {}  # per-base work shared with subsets (the same round's reread)
+
+    @property
+    def session(self) -> "OracleSession | None":
+        """The inner oracle's own session these rows were made from (None: none, or not made by a session)."""
+        return None if self._issued is None else self._issued[0].inner_state
 
     @property
     def num_rows(self) -> int:
@@ -229,7 +233,7 @@ class PrefixRows:
     def subset(self, rows: torch.Tensor) -> "PrefixRows":
         out = PrefixRows(self.base, self.columns, self.values, self.drafted, self.owner[rows], self.length[rows])
         out._slots, out._of_base = self._slots, self._of_base
-        out.session, out.session_rows, out._issued = self.session, self.session_rows, self._issued
+        out.session_rows, out._issued = self.session_rows, self._issued
         return out
 
 
@@ -532,10 +536,10 @@ class CountingOracle(ConditionalOracle):
     def _check_issued(self, rows: PrefixRows, what: str = "query_prefixes") -> None:
         """Rows that carry a session must come from this oracle's session, unchanged since: base written
         and the session pinned by nobody in between (an oracle reads the session's state as base's)."""
-        if rows.session is None and rows._issued is None:
-            return
         issued = rows._issued
-        if issued is None or issued[0].counting is not self or rows.session is not issued[0].inner_state:
+        if issued is None:
+            return
+        if issued[0].counting is not self:
             raise ValueError(f"{what}: rows.session must come from this oracle's CountedSession.prefix_rows")
         if issued[0].version != issued[1] or rows.base._version != issued[2]:
             raise ValueError(f"{what}: the rows' session was pinned (or their base written) after prefix_rows made "
@@ -696,7 +700,7 @@ class CountedSession(OracleSession):
         the next pin: a pin in between makes the query raise."""
         base = self.state.x[rows]
         out = PrefixRows(base, columns, values, drafted, owner, length)
-        out.session, out.session_rows = self.inner_state, rows
+        out.session_rows = rows
         out._issued = (self, self.version, base._version)
         return out
 

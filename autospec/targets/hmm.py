@@ -211,6 +211,8 @@ class HMMOracle(ConditionalOracle):
         self.transition = target.transition.to(self.device)  # [s, s]
         self.emission = target.emission.to(self.device)  # [s, q]
         self.initial = target.initial.to(self.device)  # [s]
+        # the q + 1 possible leaves [q + 1, s, s]: T (a free coordinate), then diag(emission[:, v]) T for v = 0..q-1
+        self.leaf_table = torch.cat([self.transition.unsqueeze(0), self.emission.T.unsqueeze(-1) * self.transition])
 
     def answer(self, partial: torch.Tensor) -> OracleAnswer:
         partial = partial.to(self.device)
@@ -256,9 +258,7 @@ class HMMOracle(ConditionalOracle):
 
     def _leaves(self, partial: torch.Tensor) -> torch.Tensor:
         """partial [..., m] -> M_j [..., m, s, s] (T where free): one gather from the q + 1 possible leaves."""
-        if not hasattr(self, "_leaf_table"):  # [q + 1, s, s]: T, then diag(emission[:, v]) T for v = 0..q-1
-            self._leaf_table = torch.cat([self.transition.unsqueeze(0), self.emission.T.unsqueeze(-1) * self.transition])
-        return self._leaf_table[partial + 1]
+        return self.leaf_table[partial + 1]
 
     def _build(self, partial: torch.Tensor) -> torch.Tensor:
         """The rows' trees, heap-ordered: [B, 2 * size, s, s] (node 1 the root, leaf j at size + j)."""
