@@ -217,3 +217,30 @@ def test_samplers_asking_positions_are_exact_on_structured_oracles(make):
     both = SimpleNamespace(n=target.n, q=target.q, probs=target.to_tabular().probs, oracle=target.oracle)
     for sampler in (Sequential(), TokenSpeculative(2), SequenceSpeculative(AdaptiveBlockSize(start=1))):
         assert exact_law(sampler, both).tv < 1e-10, sampler
+
+
+class _UniformSubsets:
+    """A wrong DPP sampler built to pass the old statistics: uniform r-subsets.  On the Fourier projection
+    DPP every item has P(in) = r / n and there are always r items, so single items and the count are exact;
+    pairs are off by < 0.01 in TV; only the window counts (DPP rigidity) are far off (TV ~0.23)."""
+
+    name, exact = "uniform r-subsets", False
+
+    def __init__(self, r: int):
+        self.r = r
+
+    def sample(self, oracle, num_samples, rng):
+        chosen = rng.permutation(num_samples, oracle.n)[:, : self.r]
+        return torch.zeros((num_samples, oracle.n), dtype=torch.long).scatter_(1, chosen, 1)
+
+
+@pytest.mark.statistical(alpha=1e-6)
+def test_dpp_window_counts_catch_a_sampler_with_the_right_items_and_count():
+    from verification import check_exact
+
+    dpp = DPPTarget.fourier_projection(64, 5)
+    result = check_exact(_UniformSubsets(5), dpp, num_samples=400, alpha=1e-6, seed=5)
+    assert result.verdict == "fail", result.summary()
+    rows = {row["statistic"]: row["p_value"] for row in result.details["statistics"]}
+    assert all(p < 1e-6 for name, p in rows.items() if name.startswith("items in [0,") or name.startswith("items in [16,"))
+    assert all(p > 1e-6 for name, p in rows.items() if not name.startswith("items in")), rows  # the old statistics miss it
